@@ -1,0 +1,22 @@
+"""Test-session setup shared by every test module.
+
+Two logical CPU devices are configured before TensorFlow initialises its
+runtime, so distribution tests can build a 2-replica ``MirroredStrategy`` on a
+one-CPU machine. Everything else keeps running on ``/CPU:0`` as usual.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import tensorflow as tf  # noqa: E402
+
+_cpus = tf.config.list_physical_devices("CPU")
+try:
+    tf.config.set_logical_device_configuration(
+        _cpus[0],
+        [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()],
+    )
+except RuntimeError:  # Runtime already initialised by an earlier import.
+    pass
