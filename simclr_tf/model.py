@@ -1,0 +1,276 @@
+"""`SimCLR`: a `keras.Model` that pretrains an encoder with `fit`.
+
+Each training step draws two independent augmented views of the batch by
+calling the augmenter twice, runs encoder f and projection head g on both, and
+minimises NT-Xent plus any regularisation losses. Nothing is packed on the
+channel axis; two views are two augmenter calls.
+
+Every sub-layer (head, online probe) is built in the constructor and the
+optimisers are built on their own variables in `compile`, because Keras 3
+under `MirroredStrategy` refuses variables created after `compile` ("optimizer
+can only be called for the variables it was originally built with").
+
+`call(images)` applies the augmenter's evaluation transform and the encoder,
+so `predict` on raw images returns the representation h.
+
+With `num_classes`, an online linear probe (a Dense layer on
+`stop_gradient(h)` of the first view, with its own optimiser) trains
+alongside pretraining whenever batches carry labels, and reports `probe_loss`
+and `probe_acc`; no probe gradient reaches the encoder.
+"""
+
+import keras
+import tensorflow as tf
+from keras import ops
+from keras.src.losses.loss import scale_loss_for_distribution
+
+from simclr_tf.heads import ProjectionHead
+from simclr_tf.losses import nt_xent
+
+
+def _unpack(data):
+    """Images and optional labels from the batch forms `fit` may pass."""
+    if isinstance(data, dict):
+        if "image" not in data:
+            raise ValueError(
+                "A dict batch must have an 'image' key. "
+                f"Received keys: {sorted(data)}"
+            )
+        return data["image"], data.get("label")
+    if isinstance(data, (tuple, list)):
+        if len(data) == 0:
+            raise ValueError("Received an empty batch tuple.")
+        if isinstance(data[0], dict):
+            images, labels = _unpack(data[0])
+            return images, (data[1] if len(data) > 1 else labels)
+        return data[0], (data[1] if len(data) > 1 else None)
+    return data, None
+
+
+@keras.saving.register_keras_serializable(package="simclr_tf")
+class SimCLR(keras.Model):
+    """SimCLR contrastive pretraining as a self-training Keras model.
+
+    Args:
+        encoder: a Keras model from float [0, 1] images (the augmenter's
+            output size) to pooled features h, e.g. `simclr_tf.resnet(...)`
+            or `keras.applications.ResNet50(weights=None, include_top=False,
+            pooling="avg")`.
+        projection_head: a layer mapping h to z; defaults to
+            `ProjectionHead()` (2-layer non-linear, 128-d output).
+        augmenter: a layer called as `augmenter(images, training=...)` that
+            returns float32 [0, 1] views of shape (B, S, S, 3), e.g.
+            `simclr_tf.SimCLRAugmentation(S)`.
+        temperature: NT-Xent temperature tau > 0.
+        num_classes: when set, an online linear probe with this many classes
+            trains on `stop_gradient(h)` whenever batches carry labels.
+        probe_optimizer: the probe's optimiser (default Adam, 1e-3).
+
+    Example:
+
+    >>> import simclr_tf
+    >>> model = simclr_tf.SimCLR(
+    ...     encoder=simclr_tf.resnet(18, width_multiplier=0.125,
+    ...                              input_shape=(16, 16, 3), small_images=True),
+    ...     projection_head=simclr_tf.ProjectionHead(output_dim=16),
+    ...     augmenter=simclr_tf.SimCLRAugmentation(16, seed=0),
+    ...     temperature=0.5)
+    >>> model.compile(optimizer="adam")
+    >>> images = keras.random.uniform((8, 20, 20, 3), seed=0)
+    >>> history = model.fit(images, batch_size=4, epochs=1, verbose=0)
+    >>> sorted(history.history)
+    ['contrastive_acc', 'contrastive_entropy', 'loss']
+
+    Reference:
+        Chen et al., "A Simple Framework for Contrastive Learning of Visual
+        Representations", ICML 2020.
+    """
+
+    def __init__(
+        self,
+        encoder,
+        projection_head=None,
+        augmenter=None,
+        temperature=0.1,
+        num_classes=None,
+        probe_optimizer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(encoder, keras.layers.Layer):
+            raise ValueError(
+                "`encoder` must be a Keras model or layer. "
+                f"Received: encoder={encoder!r}"
+            )
+        if augmenter is None or not callable(augmenter):
+            raise ValueError(
+                "`augmenter` must be a callable layer such as "
+                f"simclr_tf.SimCLRAugmentation. Received: augmenter={augmenter!r}"
+            )
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+            raise ValueError(
+                f"`temperature` must be a number > 0. Received: temperature={temperature!r}"
+            )
+        if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 2):
+            raise ValueError(
+                "`num_classes` must be an integer >= 2 or None. "
+                f"Received: num_classes={num_classes!r}"
+            )
+        self.encoder = encoder
+        self.projection_head = projection_head if projection_head is not None else ProjectionHead()
+        self.augmenter = augmenter
+        self.temperature = float(temperature)
+        self.num_classes = num_classes
+
+        if not encoder.built:
+            raise ValueError(
+                "`encoder` must be built (a functional model, or call it once "
+                f"on a batch first). Received an unbuilt encoder: {encoder.name}"
+            )
+        feature_shape = tuple(encoder.output_shape)
+        if len(feature_shape) != 2 or feature_shape[-1] is None:
+            raise ValueError(
+                "`encoder` must output pooled features of shape (batch, dim). "
+                f"Received: encoder.output_shape={feature_shape}"
+            )
+        if not self.projection_head.built:
+            self.projection_head.build(feature_shape)
+
+        self.probe = None
+        self.probe_optimizer = None
+        if num_classes is not None:
+            self.probe = keras.layers.Dense(num_classes, name="probe")
+            self.probe.build(feature_shape)
+            self.probe_optimizer = keras.optimizers.get(
+                probe_optimizer or keras.optimizers.Adam(1e-3)
+            )
+            self.probe_optimizer.build(self.probe.trainable_variables)
+
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.acc_tracker = keras.metrics.Mean(name="contrastive_acc")
+        self.entropy_tracker = keras.metrics.Mean(name="contrastive_entropy")
+        self.probe_loss_tracker = keras.metrics.Mean(name="probe_loss")
+        self.probe_acc_tracker = keras.metrics.SparseCategoricalAccuracy(name="probe_acc")
+        self.built = True
+
+    # -- Keras plumbing -------------------------------------------------
+
+    @property
+    def metrics(self):
+        trackers = [self.loss_tracker, self.acc_tracker, self.entropy_tracker]
+        if self.probe is not None:
+            trackers += [self.probe_loss_tracker, self.probe_acc_tracker]
+        return trackers
+
+    @property
+    def contrastive_variables(self):
+        """Trainable variables of encoder and head (what the optimiser moves)."""
+        return self.encoder.trainable_variables + self.projection_head.trainable_variables
+
+    def compile(self, optimizer="adam", **kwargs):
+        for arg in ("loss", "metrics"):
+            if kwargs.get(arg) is not None:
+                raise ValueError(
+                    f"SimCLR computes its own loss and metrics; do not pass `{arg}`. "
+                    f"Received: {arg}={kwargs[arg]!r}"
+                )
+        super().compile(optimizer=optimizer, **kwargs)
+        # Built now, on the contrastive variables only, so no variable is
+        # created later inside a distributed step.
+        if not self.optimizer.built:
+            self.optimizer.build(self.contrastive_variables)
+
+    def call(self, images, training=False):
+        views = self.augmenter(images, training=False)
+        return self.encoder(views, training=training)
+
+    def embed(self, images, training=False):
+        """Returns (h, z) for already-preprocessed float views."""
+        h = self.encoder(images, training=training)
+        return h, self.projection_head(h, training=training)
+
+    # -- steps ----------------------------------------------------------
+
+    def _contrastive_step(self, images, training):
+        view1 = self.augmenter(images, training=True)
+        view2 = self.augmenter(images, training=True)
+        h1, z1 = self.embed(view1, training=training)
+        _, z2 = self.embed(view2, training=training)
+        loss, stats = nt_xent(z1, z2, self.temperature, return_metrics=True)
+        return loss, stats, h1
+
+    def _probe_loss(self, h, labels):
+        logits = ops.cast(self.probe(ops.stop_gradient(h)), "float32")
+        loss = ops.mean(
+            keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        )
+        return loss, logits
+
+    def _update_metrics(self, loss, stats, probe=None):
+        self.loss_tracker.update_state(loss)
+        self.acc_tracker.update_state(stats["contrastive_acc"])
+        self.entropy_tracker.update_state(stats["contrastive_entropy"])
+        if probe is not None:
+            probe_loss, labels, logits = probe
+            self.probe_loss_tracker.update_state(probe_loss)
+            self.probe_acc_tracker.update_state(labels, logits)
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        images, labels = _unpack(data)
+        variables = self.contrastive_variables
+        with tf.GradientTape() as tape:
+            loss, stats, h1 = self._contrastive_step(images, training=True)
+            total = loss
+            if self.losses:
+                total = total + ops.cast(ops.sum(self.losses), "float32")
+            # Gradients are summed across replicas: scale by 1 / replicas.
+            scaled = self.optimizer.scale_loss(scale_loss_for_distribution(total))
+        grads = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(grads, variables))
+
+        probe = None
+        if self.probe is not None and labels is not None:
+            with tf.GradientTape() as probe_tape:
+                probe_loss, logits = self._probe_loss(h1, labels)
+                scaled_probe = scale_loss_for_distribution(probe_loss)
+            probe_vars = self.probe.trainable_variables
+            probe_grads = probe_tape.gradient(scaled_probe, probe_vars)
+            self.probe_optimizer.apply_gradients(zip(probe_grads, probe_vars))
+            probe = (probe_loss, labels, logits)
+        return self._update_metrics(total, stats, probe)
+
+    def test_step(self, data):
+        images, labels = _unpack(data)
+        loss, stats, _ = self._contrastive_step(images, training=False)
+        probe = None
+        if self.probe is not None and labels is not None:
+            h = self.encoder(self.augmenter(images, training=False), training=False)
+            probe_loss, logits = self._probe_loss(h, labels)
+            probe = (probe_loss, labels, logits)
+        return self._update_metrics(loss, stats, probe)
+
+    # -- serialisation --------------------------------------------------
+
+    def get_config(self):
+        config = {
+            "name": self.name,
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "projection_head": keras.saving.serialize_keras_object(self.projection_head),
+            "augmenter": keras.saving.serialize_keras_object(self.augmenter),
+            "temperature": self.temperature,
+            "num_classes": self.num_classes,
+        }
+        if self.probe_optimizer is not None:
+            config["probe_optimizer"] = keras.saving.serialize_keras_object(
+                self.probe_optimizer
+            )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("encoder", "projection_head", "augmenter", "probe_optimizer"):
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
