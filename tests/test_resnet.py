@@ -1,0 +1,134 @@
+import keras
+import numpy as np
+import pytest
+
+from simclr_tf.heads import ProjectionHead
+from simclr_tf.resnet import resnet
+
+
+@pytest.mark.parametrize(
+    "depth, features",
+    [(18, 64), (34, 64), pytest.param(50, 256, marks=pytest.mark.slow),
+     pytest.param(101, 256, marks=pytest.mark.slow),
+     pytest.param(152, 256, marks=pytest.mark.slow)],
+)
+def test_output_width_per_depth(depth, features):
+    encoder = resnet(depth, width_multiplier=0.125, input_shape=(16, 16, 3), small_images=True)
+    assert encoder.output_shape == (None, features)
+    out = encoder(np.zeros((2, 16, 16, 3), "float32"))
+    assert tuple(out.shape) == (2, features)
+
+
+def test_full_width_resnet50_has_the_published_parameter_count():
+    encoder = resnet(50, input_shape=(224, 224, 3))
+    # torchvision's ResNet-50 has 25,557,032 parameters; without its
+    # 2048x1000 classifier that is 23,508,032 trainable ones.
+    trainable = sum(int(np.prod(w.shape)) for w in encoder.trainable_weights)
+    assert trainable == 23_508_032
+    assert encoder.output_shape == (None, 2048)
+
+
+def test_small_image_stem_keeps_resolution_and_imagenet_stem_quarters_it():
+    small = resnet(18, 0.125, (32, 32, 3), small_images=True)
+    large = resnet(18, 0.125, (32, 32, 3), small_images=False)
+    assert small.get_layer("stage1_block1_conv1").input.shape[1] == 32
+    assert large.get_layer("stage1_block1_conv1").input.shape[1] == 8
+    assert small.get_layer("stem_conv").kernel.shape[:2] == (3, 3)
+    assert large.get_layer("stem_conv").kernel.shape[:2] == (7, 7)
+    assert not any(isinstance(l, keras.layers.MaxPooling2D) for l in small.layers)
+
+
+def test_last_bn_of_each_block_starts_at_zero_gamma():
+    encoder = resnet(50, 0.125, (16, 16, 3), small_images=True)
+    last_bns = [l for l in encoder.layers if l.name.endswith("_bn3")]
+    assert len(last_bns) == 16
+    for bn in last_bns:
+        assert np.all(bn.gamma.numpy() == 0)
+    assert np.all(encoder.get_layer("stage1_block1_bn1").gamma.numpy() == 1)
+
+
+def test_zero_gamma_makes_each_block_start_as_identity_plus_shortcut():
+    encoder = resnet(18, 0.125, (8, 8, 3), small_images=True)
+    block_in = encoder.get_layer("stage1_block2_conv1").input
+    block_out = encoder.get_layer("stage1_block2_out").output
+    probe = keras.Model(encoder.input, [block_in, block_out])
+    x_in, x_out = probe(np.random.rand(2, 8, 8, 3).astype("float32"), training=False)
+    # relu(0 + x) == x because x is itself a ReLU output.
+    np.testing.assert_allclose(x_out, x_in, atol=1e-6)
+
+
+def test_sync_batch_norm_switch():
+    encoder = resnet(18, 0.125, (8, 8, 3), small_images=True, sync_batch_norm=True)
+    bns = [l for l in encoder.layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert bns and all(l.synchronized for l in bns)
+
+
+def test_keras_saving_round_trip(tmp_path):
+    encoder = resnet(18, 0.125, (8, 8, 3), small_images=True)
+    path = tmp_path / "encoder.keras"
+    encoder.save(path)
+    restored = keras.saving.load_model(path)
+    x = np.random.rand(2, 8, 8, 3).astype("float32")
+    np.testing.assert_allclose(restored(x), encoder(x), atol=1e-6)
+    assert len(restored.trainable_weights) == len(encoder.trainable_weights)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(depth=20), "depth"),
+        (dict(depth=18, width_multiplier=0), "width_multiplier"),
+        (dict(depth=18, width_multiplier=-1), "width_multiplier"),
+        (dict(depth=18, input_shape=(8, 8, 4)), "input_shape"),
+        (dict(depth=18, input_shape=(8, 8)), "input_shape"),
+    ],
+)
+def test_bad_arguments_name_themselves(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        resnet(**kwargs)
+
+
+class TestProjectionHead:
+    def test_nonlinear_layout_matches_the_paper(self):
+        head = ProjectionHead(num_layers=2, output_dim=8)
+        z = head(np.random.rand(4, 16).astype("float32"), training=True)
+        assert tuple(z.shape) == (4, 8)
+        assert [d.units for d in head.dense_layers] == [16, 8]  # hidden = input width
+        assert all(not d.use_bias for d in head.dense_layers)
+        assert head.norm_layers[0].center and not head.norm_layers[-1].center
+
+    def test_linear_and_none_modes(self):
+        x = np.random.rand(3, 10).astype("float32")
+        linear = ProjectionHead(mode="linear", output_dim=4)
+        assert tuple(linear(x).shape) == (3, 4) and len(linear.dense_layers) == 1
+        none = ProjectionHead(mode="none")
+        np.testing.assert_allclose(none(x), x)
+        assert not none.trainable_weights
+
+    def test_hidden_outputs_for_v2_fine_tuning(self):
+        head = ProjectionHead(num_layers=3, hidden_dim=12, output_dim=6)
+        x = np.random.rand(5, 10).astype("float32")
+        z, hidden = head(x, return_hidden=True)
+        assert [tuple(t.shape) for t in hidden] == [(5, 10), (5, 12), (5, 12), (5, 6)]
+        np.testing.assert_allclose(head.hidden_output(x, 1), hidden[1], atol=1e-6)
+        np.testing.assert_allclose(head.hidden_output(x, 3), z, atol=1e-6)
+        with pytest.raises(ValueError, match="layer_index"):
+            head.hidden_output(x, 4)
+
+    def test_serialisation_round_trip(self):
+        head = ProjectionHead(num_layers=3, hidden_dim=12, output_dim=6, mode="nonlinear")
+        x = np.random.rand(2, 10).astype("float32")
+        head(x)
+        clone = ProjectionHead.from_config(head.get_config())
+        clone.build((None, 10))
+        clone.set_weights(head.get_weights())
+        np.testing.assert_allclose(clone(x), head(x), atol=1e-6)
+
+    @pytest.mark.parametrize(
+        "kwargs, match",
+        [(dict(mode="mlp"), "mode"), (dict(num_layers=0), "num_layers"),
+         (dict(output_dim=0), "output_dim"), (dict(hidden_dim=-3), "hidden_dim")],
+    )
+    def test_bad_arguments(self, kwargs, match):
+        with pytest.raises(ValueError, match=match):
+            ProjectionHead(**kwargs)
