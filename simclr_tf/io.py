@@ -1,0 +1,70 @@
+"""Atomic writes: nothing half-written ever sits under its final name.
+
+Every artefact (checkpoints, `.keras` files, SavedModels, result files) is
+written to a temporary sibling and moved into place with `os.replace`, which
+is atomic on POSIX file systems, so an interrupted run leaves either the old
+complete artefact or the new complete one.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_path(path, directory=False):
+    """Yields a temporary path next to `path`; moves it there on success.
+
+    Args:
+        path: the final file or directory path.
+        directory: True when the artefact is a directory (a SavedModel).
+
+    On an exception the temporary file or directory is removed and `path`
+    is left as it was.
+    """
+    path = os.fspath(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    base = os.path.basename(path)
+    if directory:
+        tmp = tempfile.mkdtemp(prefix=f".{base}.", suffix=".tmp", dir=parent)
+        shutil.rmtree(tmp)  # the writer creates it
+    else:
+        _, ext = os.path.splitext(base)
+        fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=parent)
+        os.close(fd)
+        os.remove(tmp)  # some writers refuse to overwrite
+    try:
+        yield tmp
+        if directory and os.path.isdir(path):
+            old = tmp + ".old"
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_json(path, data):
+    """Writes `data` as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def save_keras(model, path):
+    """`model.save(path)` for a `.keras` file, atomically."""
+    if not os.fspath(path).endswith(".keras"):
+        raise ValueError(f"`path` must end in '.keras'. Received: path={path!r}")
+    with atomic_path(path) as tmp:
+        model.save(tmp)
