@@ -1,0 +1,180 @@
+"""Shared pieces of the entry points: configs, strategies, model building.
+
+Configs are Python modules under `experiments/configs/` whose `get_config()`
+returns a nested dict; `--set key.sub=value` overrides any entry.
+"""
+
+import ast
+import copy
+import importlib
+import importlib.util
+import os
+
+import keras
+import tensorflow as tf
+
+import simclr_tf
+
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+
+
+def load_config(name):
+    """Loads `experiments/configs/<name>.py` or a path to a config module."""
+    if name.endswith(".py") or os.sep in name:
+        if not os.path.isfile(name):
+            raise ValueError(f"`--config` file not found. Received: config={name!r}")
+        spec = importlib.util.spec_from_file_location("simclr_config", name)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(f"experiments.configs.{name}")
+        except ModuleNotFoundError:
+            here = os.path.join(os.path.dirname(__file__), "configs")
+            known = sorted(f[:-3] for f in os.listdir(here) if f.endswith(".py") and f[0] != "_")
+            raise ValueError(
+                f"Unknown `--config`; known: {known} or a path to a .py file. "
+                f"Received: config={name!r}"
+            ) from None
+    return module.get_config()
+
+
+def apply_overrides(config, overrides):
+    """Applies `key.sub=value` strings; values parse as Python literals."""
+    config = copy.deepcopy(config)
+    for item in overrides or ():
+        if "=" not in item:
+            raise ValueError(f"`--set` wants key=value. Received: {item!r}")
+        key, raw = item.split("=", 1)
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+        node = config
+        parts = key.split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                raise ValueError(f"`--set` key {key!r} does not name a config section.")
+            node = node[part]
+        if parts[-1] not in node:
+            raise ValueError(f"`--set` key {key!r} is not in the config (known: {sorted(node)}).")
+        node[parts[-1]] = value
+    return config
+
+
+def make_strategy(name, tpu_address=""):
+    """Only entry points create strategies; library code stays agnostic."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise ValueError(f"`--strategy` must be one of {STRATEGIES}. Received: strategy={name!r}")
+
+
+def on_accelerator():
+    return bool(tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"))
+
+
+def build_encoder(config):
+    enc = config["encoder"]
+    size = config["image_size"]
+    return simclr_tf.resnet(
+        enc["depth"],
+        width_multiplier=enc["width_multiplier"],
+        input_shape=(size, size, 3),
+        small_images=enc["small_images"],
+        sync_batch_norm=config.get("sync_batch_norm", False),
+    )
+
+
+def build_augmenter(config, seed=None):
+    return simclr_tf.SimCLRAugmentation(config["image_size"], seed=seed, **config["augment"])
+
+
+def build_model(config):
+    head = config["head"]
+    return simclr_tf.SimCLR(
+        encoder=build_encoder(config),
+        projection_head=simclr_tf.ProjectionHead(
+            num_layers=head["num_layers"],
+            output_dim=head["output_dim"],
+            mode=head["mode"],
+            sync_batch_norm=config.get("sync_batch_norm", False),
+        ),
+        augmenter=build_augmenter(config, seed=config["seed"]),
+        temperature=config["temperature"],
+        num_classes=config.get("num_classes"),
+    )
+
+
+def build_optimizer(config, steps_per_epoch):
+    opt = config["optimizer"]
+    total = max(1, steps_per_epoch * config["epochs"])
+    warmup = min(total, int(round(opt.get("warmup_epochs", 0) * steps_per_epoch)))
+    scaling = opt.get("scaling", "linear")
+    if scaling == "none":
+        peak, batch_size, scaling = opt["base_learning_rate"], 256, "linear"
+    else:
+        peak, batch_size = opt["base_learning_rate"], config["batch_size"]
+    lr = simclr_tf.WarmupCosine(peak, batch_size, total, warmup, scaling=scaling)
+    name = opt["name"].lower()
+    wd = opt.get("weight_decay", 0.0)
+    if name == "lars":
+        return simclr_tf.LARS(lr, momentum=opt.get("momentum", 0.9), weight_decay=wd)
+    if name == "sgd":
+        return keras.optimizers.SGD(lr, momentum=opt.get("momentum", 0.9), nesterov=True)
+    if name == "adam":
+        return keras.optimizers.Adam(lr)
+    if name == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=wd)
+    if name == "lamb":
+        return keras.optimizers.Lamb(lr)
+    raise ValueError(
+        "`optimizer.name` must be one of lars, sgd, adam, adamw, lamb. "
+        f"Received: optimizer.name={opt['name']!r}"
+    )
+
+
+def resolve_jit(config):
+    jit = config.get("jit_compile", "auto")
+    if jit == "auto":
+        return on_accelerator()
+    return bool(jit)
+
+
+def check_config(config):
+    """Refuses invalid values up front, naming the key and the value."""
+    checks = [
+        ("temperature", config.get("temperature"), lambda v: isinstance(v, (int, float)) and v > 0, "> 0"),
+        ("batch_size", config.get("batch_size"), lambda v: isinstance(v, int) and v >= 2, "an integer >= 2 (NT-Xent needs negatives)"),
+        ("epochs", config.get("epochs"), lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
+        ("image_size", config.get("image_size"), lambda v: isinstance(v, int) and v >= 8, "an integer >= 8"),
+        ("optimizer.base_learning_rate", config["optimizer"].get("base_learning_rate"),
+         lambda v: isinstance(v, (int, float)) and v > 0, "> 0"),
+        ("encoder.width_multiplier", config["encoder"].get("width_multiplier"),
+         lambda v: isinstance(v, (int, float)) and v > 0, "> 0"),
+    ]
+    for key, value, ok, want in checks:
+        if value is None or isinstance(value, bool) or not ok(value):
+            raise ValueError(f"Config `{key}` must be {want}. Received: {key}={value!r}")
+
+
+def count_batches(dataset):
+    """Batches in one pass of a finite dataset (iterates if TF can't tell)."""
+    n = int(dataset.cardinality())
+    if n == tf.data.INFINITE_CARDINALITY:
+        raise ValueError("The training dataset must be finite before `.repeat()`.")
+    if n < 0:
+        n = sum(1 for _ in dataset)
+    if n == 0:
+        raise ValueError(
+            "The training dataset has no full batch: it is empty or smaller than `batch_size`."
+        )
+    return n
