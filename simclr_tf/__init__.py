@@ -1,3 +1,18 @@
-"""simclr_tf: SimCLR contrastive self-supervised learning for TensorFlow/Keras 3."""
+"""simclr_tf: SimCLR contrastive self-supervised learning for TensorFlow/Keras 3.
+
+Public API:
+    SimCLR, ProjectionHead, resnet, nt_xent, NTXentLoss, LARS, WarmupCosine,
+    SimCLRAugmentation and the augmentation layers, export_encoder, and the
+    modules `simclr_tf.data`, `simclr_tf.evaluation`, `simclr_tf.visualize`.
+"""
 
 __version__ = "0.1.0"
+
+from simclr_tf import data  # noqa: F401
+from simclr_tf.heads import ProjectionHead  # noqa: F401
+from simclr_tf.losses import NTXentLoss, nt_xent  # noqa: F401
+from simclr_tf.model import SimCLR  # noqa: F401
+from simclr_tf.optimizers import LARS, WarmupCosine  # noqa: F401
+from simclr_tf.resnet import resnet  # noqa: F401
+from simclr_tf.export import export_encoder  # noqa: F401
+from simclr_tf import evaluation  # noqa: F401
