@@ -452,7 +452,9 @@ def from_folder(
         if on_error == "raise":
             raise ValueError(f"Cannot decode image file {bad[0]!r}: {_decode_error(bad[0])}")
         if len(bad) == len(files):
-            raise ValueError(f"None of the {len(files)} image files under path={str(path)!r} could be decoded.")
+            raise ValueError(
+                f"None of the {len(files)} image files under path={str(path)!r} could be decoded."
+            )
         named = ", ".join(repr(f) for f in bad[:3]) + (", ..." if len(bad) > 3 else "")
         warnings.warn(
             f"Skipping {len(bad)} of {len(files)} image files under {str(path)!r} that could not be "
@@ -596,7 +598,8 @@ def from_tfds(
         )
     if image_size is None and None in image_shape[:2]:
         raise ValueError(
-            f"TFDS dataset {name!r} has images of varying size {image_shape}; pass image_size=(height, width)."
+            f"TFDS dataset {name!r} has images of varying size {image_shape}; "
+            "pass image_size=(height, width)."
         )
 
     if download:
@@ -827,7 +830,9 @@ def load(
 
     if name in ("embedded", "fashion_mnist"):
         if image_size is not None:
-            raise ValueError(f"`image_size` is not supported for {name!r} (28x28 images). Received: {image_size!r}")
+            raise ValueError(
+                f"`image_size` is not supported for {name!r} (28x28 images). Received: {image_size!r}"
+            )
         if name == "embedded":
             images, labels = load_embedded(split)
         else:

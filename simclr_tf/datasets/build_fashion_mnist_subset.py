@@ -31,7 +31,8 @@ OUTPUT = pathlib.Path(__file__).resolve().parent / "fashion_mnist_subset.npz"
 def balanced_subset(labels, per_class, rng):
     """Indices of `per_class` random examples of every class, in ascending order."""
     chosen = [
-        rng.choice(np.flatnonzero(labels == c), size=per_class, replace=False) for c in range(len(CLASS_NAMES))
+        rng.choice(np.flatnonzero(labels == c), size=per_class, replace=False)
+        for c in range(len(CLASS_NAMES))
     ]
     return np.sort(np.concatenate(chosen))
 
