@@ -565,7 +565,10 @@ def from_tfds(
     Raises:
         ValueError: for an unknown dataset name, missing feature keys, an
             image feature that is not uint8 with 1 or 3 channels, variable
-            image sizes without `image_size`, or bad arguments.
+            image sizes without `image_size`, data not prepared with
+            `download=False`, an unknown split, or bad arguments.
+        RuntimeError: if `download=True` and downloading or preparing
+            fails (e.g. offline); the TFDS error is chained.
 
     Example:
 
@@ -602,13 +605,26 @@ def from_tfds(
             "pass image_size=(height, width)."
         )
 
+    where = data_dir or "the default TFDS data_dir"
     if download:
-        builder.download_and_prepare()
-    ds = builder.as_dataset(
-        split=split,
-        shuffle_files=bool(shuffle),
-        read_config=tfds.ReadConfig(shuffle_seed=seed),
-    )
+        try:
+            builder.download_and_prepare()
+        except Exception as err:  # Network and archive errors come in many types.
+            raise RuntimeError(
+                f"Could not download and prepare TFDS dataset {name!r} into {where}: {err}. "
+                "Without internet, prepare it on another machine and pass data_dir=..."
+            ) from err
+    try:
+        ds = builder.as_dataset(
+            split=split,
+            shuffle_files=bool(shuffle),
+            read_config=tfds.ReadConfig(shuffle_seed=seed),
+        )
+    except AssertionError as err:  # TFDS asserts that the data was prepared.
+        raise ValueError(
+            f"TFDS dataset {name!r} is not prepared in {where}; pass download=True or the data_dir "
+            "of a prepared copy."
+        ) from err
 
     with_labels = label_key is not None
 

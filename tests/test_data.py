@@ -281,6 +281,11 @@ def test_from_tfds_resizes():
     assert x.shape == (3, 8, 8, 3) and x.dtype == np.uint8
 
 
+def test_from_tfds_not_prepared_without_download(tmp_path):
+    with pytest.raises(ValueError, match=r"'cifar10' is not prepared in .*download=True"):
+        data.from_tfds("cifar10", data_dir=str(tmp_path), download=False)
+
+
 def test_from_tfds_unknown_name_and_keys():
     with pytest.raises(ValueError, match="Unknown TFDS dataset name 'no_such_dataset_xyz'") as info:
         data.from_tfds("no_such_dataset_xyz")
