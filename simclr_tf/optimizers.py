@@ -146,7 +146,7 @@ class LARS(keras.optimizers.Optimizer):
     )
     schedule = WarmupCosine(0.3, batch_size=4, total_steps=10, warmup_steps=2)
     model.compile(optimizer=LARS(schedule, weight_decay=1e-4), loss="mse")
-    model.fit(np.ones((8, 8)), np.zeros((8, 4)), batch_size=4, epochs=1)
+    model.fit(np.random.rand(8, 8), np.random.rand(8, 4), batch_size=4, epochs=1)
     ```
 
     Reference:
@@ -278,7 +278,8 @@ class LARS(keras.optimizers.Optimizer):
             w_norm = ops.sqrt(ops.sum(ops.square(weights)))
             g_norm = ops.sqrt(ops.sum(ops.square(gradient)))
             both_positive = ops.logical_and(w_norm > 0, g_norm > 0)
-            # The safe denominator keeps the unused branch of `where` finite.
+            # A safe denominator keeps the unselected branch of `where` finite
+            # (no inf in the graph, e.g. under tf.debugging.check_numerics).
             denominator = ops.where(
                 both_positive, g_norm + ops.cast(self.epsilon, dtype), 1.0
             )
@@ -325,6 +326,12 @@ class LARS(keras.optimizers.Optimizer):
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        # Keras's implementation deserialises the schedule in place; keep the
+        # caller's config untouched.
+        return super().from_config(dict(config), custom_objects=custom_objects)
 
 
 def peak_learning_rate(base_learning_rate, batch_size, scaling="linear"):
