@@ -1,17 +1,287 @@
-"""Evaluation protocols: features, linear probes, kNN.
+"""Evaluation protocols: features, linear probes and evaluation, kNN, fine-tuning.
 
-The linear probe here is multinomial logistic regression on frozen,
-standardised features (computed once; no augmentation), trained with Adam and
-a small L2 penalty. The same probe scores raw pixels, a random encoder and a
-pretrained one, so the comparison is like for like. The encoder runs
-with BN in inference mode, which is the strong form for every encoder,
-including a randomly initialised one (its BN moving statistics are then the
-identity, so features are not normalised per batch).
+- `extract_features` runs a model in inference mode over images.
+- `linear_probe` is multinomial logistic regression on frozen, standardised
+  features (computed once; no augmentation), trained with Adam and a small
+  L2 penalty. The same probe scores raw pixels, a random encoder and a
+  pretrained one, so the comparison is like for like. The encoder runs with
+  BN in inference mode, which is the strong form for every encoder,
+  including a randomly initialised one (its BN moving statistics are then
+  the identity, so features are not normalised per batch).
+- `linear_eval` is the paper's linear evaluation: a frozen encoder and a
+  linear classifier on h, trained with crop + flip augmentation
+  (`augment=True`) or on cached features (`augment=False`, which is
+  `linear_probe`); top-1 and top-5 on the test split.
+- `knn_classify` and the `KNNMonitor` callback: weighted cosine kNN
+  (InstDisc / SimCLR-style votes exp(sim / t)), cheap enough to run at every
+  epoch of pretraining.
+- `label_fraction_subset` and `finetune`: semi-supervised fine-tuning of the
+  whole encoder on class-balanced label fractions, from h or from a
+  projection-head layer (SimCLRv2).
+- `load_encoder` (a `.keras` file or a pretrain run folder) and `tsne_2d`
+  (scikit-learn, imported when called) serve the entry points
+  `experiments/linear_eval.py` and `experiments/finetune.py`.
+
+Deviation from the paper: linear evaluation and fine-tuning default to Adam
+rather than Nesterov-momentum SGD / LARS, because at the small scales this
+package runs on a CPU Adam is far less sensitive to the learning rate; pass
+`optimizer=` to use the paper's choice. Features are standardised before the
+linear layer (a BatchNormalization without scale or offset when trained with
+augmentation), which makes one learning rate fit every encoder.
+
+Determinism: `linear_probe`, `linear_eval` and `finetune` call
+`keras.utils.set_random_seed(seed)` (a global side effect) so that
+classifier initialisation, shuffling and augmentation are reproducible on
+one device; `knn_classify` is deterministic.
 """
 
-import numpy as np
+import fractions
+import math
+
 import keras
+import numpy as np
 import tensorflow as tf
+
+# --------------------------------------------------------------------------
+# Argument checks
+
+
+def _check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")
+    return int(value)
+
+
+def _check_positive(name, value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not math.isfinite(value)
+        or not value > 0
+    ):
+        raise ValueError(f"`{name}` must be a finite number > 0. Received: {name}={value!r}")
+    return float(value)
+
+
+def _check_fraction(name, value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not math.isfinite(value)
+        or not 0 < value <= 1
+    ):
+        raise ValueError(f"`{name}` must be a number in (0, 1]. Received: {name}={value!r}")
+    return float(value)
+
+
+def _check_features(name, features):
+    features = np.asarray(features)
+    if features.ndim != 2 or features.dtype.kind not in "iuf":
+        raise ValueError(
+            f"`{name}` must be a numeric array of shape (N, D). "
+            f"Received: {name} with shape {features.shape} and dtype {features.dtype}"
+        )
+    if features.shape[0] == 0 or features.shape[1] == 0:
+        raise ValueError(f"`{name}` is empty. Received: {name}.shape={features.shape}")
+    if not np.all(np.isfinite(features)):
+        raise ValueError(f"`{name}` contains NaN or Inf values.")
+    return features.astype(np.float32)
+
+
+def _check_labels(name, labels, num_rows=None):
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise ValueError(
+            f"`{name}` must be a 1-D integer array. "
+            f"Received: {name} with shape {labels.shape} and dtype {labels.dtype}"
+        )
+    if labels.size == 0:
+        raise ValueError(f"`{name}` is empty. Received: {name}.shape={labels.shape}")
+    if num_rows is not None and len(labels) != num_rows:
+        raise ValueError(
+            f"`{name}` must have one label per feature row ({num_rows}). "
+            f"Received: len({name})={len(labels)}"
+        )
+    if labels.min() < 0:
+        raise ValueError(f"`{name}` must be >= 0. Received: min({name})={labels.min()}")
+    return labels.astype(np.int64)
+
+
+def _check_num_classes(num_classes, *label_arrays):
+    seen = int(max(int(labels.max()) for labels in label_arrays)) + 1
+    if num_classes is None:
+        return seen
+    num_classes = _check_int("num_classes", num_classes, 1)
+    if seen > num_classes:
+        raise ValueError(
+            f"`num_classes` must exceed every label; the data holds label {seen - 1}. "
+            f"Received: num_classes={num_classes}"
+        )
+    return num_classes
+
+
+# --------------------------------------------------------------------------
+# Data and transforms
+
+
+def _is_dataset(value):
+    return isinstance(value, tf.data.Dataset)
+
+
+def _split_batch(batch):
+    """`(images, labels or None)` from a tuple, dict or bare-image batch."""
+    if isinstance(batch, (tuple, list)):
+        return batch[0], (batch[1] if len(batch) > 1 else None)
+    if isinstance(batch, dict):
+        return batch["image"], batch.get("label")
+    return batch, None
+
+
+def _labelled_arrays(name, value):
+    """Checks an `(images, labels)` pair of arrays; returns them as numpy."""
+    if not (isinstance(value, (tuple, list)) and len(value) == 2):
+        raise ValueError(
+            f"`{name}` must be an (images, labels) pair of arrays or a tf.data.Dataset of "
+            f"(images, labels) batches. Received: {name} of type {type(value).__name__}"
+        )
+    images, labels = np.asarray(value[0]), np.asarray(value[1])
+    if images.ndim not in (3, 4) or len(images) == 0:
+        raise ValueError(
+            f"`{name}` images must have shape (N, H, W) or (N, H, W, C) with N >= 1. "
+            f"Received: {name}[0].shape={images.shape}"
+        )
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    _check_labels(f"{name}[1]", labels, len(images))
+    return images, labels.astype(np.int32)
+
+
+def _as_dataset(name, value, batch_size, shuffle=False, seed=None):
+    """A batched `(images, labels)` dataset from arrays or a dataset."""
+    if _is_dataset(value):
+        return value
+    images, labels = _labelled_arrays(name, value)
+    if images.ndim == 3:
+        images = images[..., np.newaxis]
+    return (
+        tf.data.Dataset.from_tensor_slices((images, labels))
+        .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+        if shuffle
+        else tf.data.Dataset.from_tensor_slices((images, labels))
+    ).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _as_arrays(name, value):
+    """`(images, labels)` numpy arrays; a dataset is read into memory."""
+    if not _is_dataset(value):
+        return _labelled_arrays(name, value)
+    images, labels = [], []
+    for batch in value:
+        x, y = _split_batch(batch)
+        if y is None:
+            raise ValueError(f"`{name}` must yield (images, labels) batches; it yields images only.")
+        images.append(np.asarray(x))
+        labels.append(np.asarray(y))
+    if not images:
+        raise ValueError(f"`{name}` is an empty dataset.")
+    return _labelled_arrays(name, (np.concatenate(images), np.concatenate(labels)))
+
+
+def _labels_of(name, value):
+    """The labels of arrays or of a dataset (read once)."""
+    if not _is_dataset(value):
+        return _labelled_arrays(name, value)[1]
+    labels = [_split_batch(batch)[1] for batch in value]
+    if not labels or any(y is None for y in labels):
+        raise ValueError(f"`{name}` must yield (images, labels) batches.")
+    return np.concatenate([np.asarray(y) for y in labels])
+
+
+def _to_input(images, height, width, channels):
+    """uint8 or float [0, 1] images -> float32 [0, 1] at the encoder's input."""
+    images = tf.convert_to_tensor(images)
+    if images.shape.rank == 3:
+        images = images[..., tf.newaxis]
+    if images.dtype.is_integer:
+        images = tf.cast(images, tf.float32) / 255.0
+    else:
+        images = tf.cast(images, tf.float32)
+    if images.shape[-1] == 1 and channels == 3:
+        images = tf.image.grayscale_to_rgb(images)
+    elif images.shape[-1] == 3 and channels == 1:
+        images = tf.image.rgb_to_grayscale(images)
+    if height is not None and (images.shape[1] != height or images.shape[2] != width):
+        images = tf.image.resize(images, (height, width), method="bilinear")
+    return images
+
+
+def _unwrap(encoder, preprocess):
+    """(Keras encoder, eval transform, SimCLR model or None)."""
+    from simclr_tf.model import SimCLR
+
+    if isinstance(encoder, SimCLR):
+        model = encoder
+        if preprocess is None:
+            preprocess = lambda x: model.augmenter(x, training=False)  # noqa: E731
+        return model.encoder, preprocess, model
+    if not isinstance(encoder, keras.Model):
+        raise ValueError(
+            "`encoder` must be a Keras model mapping float [0, 1] images to features, or a "
+            f"simclr_tf.SimCLR model. Received: encoder of type {type(encoder).__name__}"
+        )
+    shape = tuple(encoder.input_shape[1:])
+    if len(shape) != 3 or None in shape:
+        if preprocess is None:
+            raise ValueError(
+                "`encoder` has no fixed (height, width, channels) input; pass `preprocess`. "
+                f"Received: encoder.input_shape={encoder.input_shape}"
+            )
+    elif preprocess is None:
+        height, width, channels = shape
+        preprocess = lambda x: _to_input(x, height, width, channels)  # noqa: E731
+    return encoder, preprocess, None
+
+
+def _crop_flip(encoder, seed):
+    """The paper's linear-evaluation augmentation: random resized crop + flip.
+
+    One `RandomResizedCrop` with `flip_rate=0.5` (the flip is folded into
+    its resampling), from raw uint8 or float images of any size to the
+    encoder's input size; float32 RGB in [0, 1].
+    """
+    from simclr_tf.augmentation import RandomResizedCrop
+
+    height, width = encoder.input_shape[1:3]
+    return RandomResizedCrop((height, width), flip_rate=0.5, seed=seed, name="crop_flip")
+
+
+# --------------------------------------------------------------------------
+# Features
+
+
+def _embedder(model, preprocess=None):
+    @tf.function(reduce_retracing=True)
+    def embed(x):
+        if preprocess is not None:
+            x = preprocess(x)
+        return tf.cast(model(x, training=False), tf.float32)
+
+    return embed
+
+
+def _embed_batches(embed, images):
+    feats, labels = [], []
+    for batch in images:
+        batch, y = _split_batch(batch)
+        if y is not None:
+            labels.append(np.asarray(y))
+        feats.append(embed(batch).numpy())
+    if not feats:
+        raise ValueError("`images` is empty: no batches to embed.")
+    features = np.concatenate(feats)
+    if labels:
+        return features, np.concatenate(labels).astype(np.int32)
+    return features
 
 
 def extract_features(model, images, batch_size=256, preprocess=None):
@@ -32,29 +302,36 @@ def extract_features(model, images, batch_size=256, preprocess=None):
     """
     if isinstance(images, np.ndarray):
         images = tf.data.Dataset.from_tensor_slices(images).batch(batch_size)
-    feats, labels = [], []
+    return _embed_batches(_embedder(model, preprocess), images)
 
-    @tf.function(reduce_retracing=True)
-    def embed(x):
-        if preprocess is not None:
-            x = preprocess(x)
-        return tf.cast(model(x, training=False), tf.float32)
 
-    for batch in images:
-        if isinstance(batch, (tuple, list)):
-            batch, y = batch[0], batch[1]
-            labels.append(np.asarray(y))
-        elif isinstance(batch, dict):
-            if "label" in batch:
-                labels.append(np.asarray(batch["label"]))
-            batch = batch["image"]
-        feats.append(embed(batch).numpy())
-    if not feats:
-        raise ValueError("`images` is empty: no batches to embed.")
-    features = np.concatenate(feats)
-    if labels:
-        return features, np.concatenate(labels).astype(np.int32)
-    return features
+def labelled_features(model, data, batch_size=256, preprocess=None):
+    """Features and labels of a labelled split, in inference mode.
+
+    Args:
+        model: a Keras encoder or a `SimCLR` model; without `preprocess`,
+            images get the same evaluation transform as in `linear_eval`.
+        data: `(images, labels)` arrays or a dataset of such batches.
+        batch_size: batch size for arrays.
+        preprocess: images -> encoder input.
+
+    Returns:
+        `(features, labels)`: (N, D) float32 and (N,) int32 arrays.
+    """
+    return _labelled_features(model, data, batch_size, preprocess, "data")
+
+
+def _labelled_features(model, data, batch_size, preprocess, name):
+    encoder, preprocess, _ = _unwrap(model, preprocess)
+    batch_size = _check_int("batch_size", batch_size, 1)
+    result = extract_features(encoder, _as_dataset(name, data, batch_size), preprocess=preprocess)
+    if not isinstance(result, tuple):
+        raise ValueError(f"`{name}` must hold labels: (images, labels) arrays or batches.")
+    return result
+
+
+# --------------------------------------------------------------------------
+# Linear probe and linear evaluation
 
 
 def linear_probe(
@@ -67,14 +344,22 @@ def linear_probe(
     learning_rate=1e-3,
     weight_decay=1e-4,
     seed=0,
+    num_classes=None,
+    return_logits=False,
 ):
     """Trains a linear softmax classifier on frozen features.
 
     Features are standardised with the training set's mean and std. Adam
     with an L2 penalty, `epochs` passes, then top-1 / top-5 on the test set.
 
+    Args:
+        num_classes: classes of the classifier; None infers them from the
+            largest label.
+        return_logits: also return the test logits.
+
     Returns:
-        dict with `top1`, `top5` (fractions in [0, 1]) and `train_top1`.
+        dict with `top1`, `top5` (fractions in [0, 1]) and `train_top1`;
+        with `return_logits`, `(that dict, test logits)`.
     """
     xtr = np.asarray(train_features, np.float32).reshape(len(train_features), -1)
     xte = np.asarray(test_features, np.float32).reshape(len(test_features), -1)
@@ -87,7 +372,7 @@ def linear_probe(
         )
     mean, std = xtr.mean(0), xtr.std(0) + 1e-6
     xtr, xte = (xtr - mean) / std, (xte - mean) / std
-    num_classes = int(max(ytr.max(), yte.max())) + 1
+    num_classes = _check_num_classes(num_classes, ytr, yte)
 
     keras.utils.set_random_seed(seed)
     classifier = keras.Sequential(
@@ -104,14 +389,620 @@ def linear_probe(
     )
     classifier.fit(xtr, ytr, batch_size=batch_size, epochs=epochs, verbose=0, shuffle=True)
     test_logits = classifier.predict(xte, batch_size=4096, verbose=0)
-    return {
+    scores = {
         "top1": _topk(test_logits, yte, 1),
         "top5": _topk(test_logits, yte, 5),
         "train_top1": _topk(classifier.predict(xtr, batch_size=4096, verbose=0), ytr, 1),
     }
+    if return_logits:
+        return scores, test_logits
+    return scores
 
 
 def _topk(logits, labels, k):
     k = min(k, logits.shape[1])
     top = np.argsort(-logits, axis=1)[:, :k]
     return float(np.mean(np.any(top == labels[:, None], axis=1)))
+
+
+class _Classifier(keras.Model):
+    """Encoder (optionally cut into the projection head) + linear layer.
+
+    In training, views come from `augment` (a layer called with
+    `training=True`) when given; otherwise, and in evaluation and
+    prediction, from `eval_transform`. With `train_encoder=False` the
+    encoder always runs in inference mode (frozen BN statistics) and the
+    features are standardised by a BatchNormalization without scale or
+    offset.
+    """
+
+    def __init__(
+        self,
+        encoder,
+        num_classes,
+        eval_transform,
+        augment=None,
+        head=None,
+        head_layer=0,
+        train_encoder=True,
+        weight_decay=0.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.head = head
+        self.head_layer = head_layer
+        self.train_encoder = train_encoder
+        self.eval_transform = eval_transform
+        self.augment = augment
+        self.channels = encoder.input_shape[-1]
+        self.standardize = (
+            None if train_encoder else keras.layers.BatchNormalization(center=False, scale=False)
+        )
+        regularizer = keras.regularizers.L2(weight_decay) if weight_decay else None
+        self.linear = keras.layers.Dense(
+            num_classes, kernel_regularizer=regularizer, name="linear"
+        )
+
+    def call(self, images, training=False):
+        if training and self.augment is not None:
+            views = self.augment(images, training=True)
+            if self.channels == 1:
+                views = tf.image.rgb_to_grayscale(views)
+        else:
+            views = self.eval_transform(images)
+        h = self.encoder(views, training=bool(training) and self.train_encoder)
+        if self.head is not None and self.head_layer > 0:
+            h = self.head.hidden_output(h, self.head_layer, training=training)
+        h = tf.cast(h, tf.float32)
+        if self.standardize is not None:
+            h = self.standardize(h, training=training)
+        return self.linear(h)
+
+
+def _fit_classifier(
+    classifier,
+    train,
+    test,
+    *,
+    epochs,
+    optimizer,
+    callbacks,
+    verbose,
+    steps_per_epoch=None,
+):
+    classifier.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")],
+    )
+    history = classifier.fit(
+        train,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    logits, labels = [], []
+    predict = tf.function(lambda x: classifier(x, training=False), reduce_retracing=True)
+    for batch in test:
+        x, y = _split_batch(batch)
+        logits.append(predict(x).numpy())
+        labels.append(np.asarray(y))
+    logits, labels = np.concatenate(logits), np.concatenate(labels).astype(np.int64)
+    return {
+        "top1": _topk(logits, labels, 1),
+        "top5": _topk(logits, labels, 5),
+        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+    }
+
+
+def _num_classes_of(num_classes, train_data, test_data):
+    if num_classes is not None:
+        return _check_int("num_classes", num_classes, 2)
+    return _check_num_classes(
+        None, _labels_of("train_data", train_data), _labels_of("test_data", test_data)
+    )
+
+
+def linear_eval(
+    encoder,
+    train_data,
+    test_data,
+    *,
+    augment=False,
+    epochs=90,
+    batch_size=256,
+    learning_rate=1e-3,
+    weight_decay=1e-4,
+    optimizer=None,
+    num_classes=None,
+    preprocess=None,
+    seed=0,
+    callbacks=None,
+    verbose=0,
+):
+    """Linear evaluation of a frozen encoder: top-1 / top-5 on `test_data`.
+
+    With `augment=False` the encoder embeds each split once and
+    `linear_probe` trains on the cached, standardised features (fast). With
+    `augment=True` every training batch is a fresh random resized crop +
+    horizontal flip (the paper's protocol), the frozen encoder runs in
+    inference mode on it, and a BatchNormalization without scale or offset
+    standardises h before the linear layer.
+
+    Args:
+        encoder: a Keras model from float [0, 1] images (its input size) to
+            h, or a `SimCLR` model (its encoder, with its augmenter's
+            evaluation transform). The encoder's weights are not changed.
+        train_data, test_data: `(images, labels)` numpy arrays (uint8, or
+            float in [0, 1]; any size, resized to the encoder's input) or
+            `tf.data.Dataset`s of `(images, labels)` batches.
+        augment: train on crop + flip views instead of cached features.
+        epochs: passes over `train_data`.
+        batch_size: batch size for array inputs and the feature classifier.
+        learning_rate: Adam's learning rate (when `optimizer` is None).
+        weight_decay: L2 penalty on the linear weights.
+        optimizer: a Keras optimizer for `augment=True`; default Adam.
+        num_classes: classes; None infers them from the largest label.
+        preprocess: images -> encoder input for evaluation (and, for
+            `augment=False`, training); default: scale uint8 to [0, 1],
+            match channels and resize bilinearly (or the SimCLR model's
+            evaluation transform).
+        seed: seeds classifier initialisation, shuffling and augmentation.
+        callbacks: Keras callbacks for the augmented training's `fit`.
+        verbose: `fit` verbosity for `augment=True`.
+
+    Returns:
+        dict with `top1`, `top5` (fractions of `test_data`), `train_top1`
+        (feature path) or `history` (per-epoch `loss`/`acc`, augmented path),
+        and `augment`, `epochs`, `num_classes`.
+
+    Raises:
+        ValueError: on a non-Keras encoder, malformed data, or non-positive
+            `epochs`, `batch_size` or `learning_rate`.
+
+    Example:
+
+    >>> import simclr_tf
+    >>> enc = simclr_tf.resnet(18, 0.125, (16, 16, 3), small_images=True)
+    >>> x = np.random.default_rng(0).integers(0, 255, (32, 16, 16, 3), np.uint8)
+    >>> y = np.arange(32) % 2
+    >>> scores = linear_eval(enc, (x, y), (x, y), epochs=2)
+    >>> sorted(scores)
+    ['augment', 'epochs', 'num_classes', 'top1', 'top5', 'train_top1']
+    """
+    epochs = _check_int("epochs", epochs, 1)
+    batch_size = _check_int("batch_size", batch_size, 1)
+    learning_rate = _check_positive("learning_rate", learning_rate)
+    encoder, preprocess, _ = _unwrap(encoder, preprocess)
+
+    if not augment:
+        xtr, ytr = _labelled_features(encoder, train_data, batch_size, preprocess, "train_data")
+        xte, yte = _labelled_features(encoder, test_data, batch_size, preprocess, "test_data")
+        num_classes = _check_num_classes(num_classes, ytr, yte)
+        scores = linear_probe(
+            xtr, ytr, xte, yte, epochs=epochs, batch_size=batch_size,
+            learning_rate=learning_rate, weight_decay=weight_decay, seed=seed,
+            num_classes=num_classes,
+        )
+    else:
+        keras.utils.set_random_seed(seed)
+        num_classes = _num_classes_of(num_classes, train_data, test_data)
+        train = _as_dataset("train_data", train_data, batch_size, shuffle=True, seed=seed)
+        test = _as_dataset("test_data", test_data, batch_size)
+        was_trainable = encoder.trainable
+        encoder.trainable = False
+        try:
+            classifier = _Classifier(
+                encoder, num_classes, eval_transform=preprocess,
+                augment=_crop_flip(encoder, seed), train_encoder=False,
+                weight_decay=weight_decay,
+            )
+            scores = _fit_classifier(
+                classifier, train, test, epochs=epochs,
+                optimizer=optimizer or keras.optimizers.Adam(learning_rate),
+                callbacks=callbacks, verbose=verbose,
+            )
+        finally:
+            encoder.trainable = was_trainable
+    scores.update(augment=bool(augment), epochs=epochs, num_classes=num_classes)
+    return scores
+
+
+def tsne_2d(features, seed=0, perplexity=30.0):
+    """2-D t-SNE of `features` (rows) with scikit-learn, for pictures.
+
+    The perplexity is capped at (N - 1) / 3 so small sets work. t-SNE's
+    layout depends on the seed and, across scikit-learn versions, on its
+    implementation; use it to look at, not to measure.
+
+    Returns:
+        (N, 2) float32 coordinates.
+
+    Raises:
+        ImportError: with the install command, without scikit-learn.
+        ValueError: for fewer than 3 rows or non-finite features.
+    """
+    try:
+        from sklearn.manifold import TSNE
+    except ImportError as err:
+        raise ImportError(
+            "The t-SNE picture needs scikit-learn: `pip install scikit-learn` "
+            "(or `pip install -r requirements-dev.txt`)."
+        ) from err
+    features = _check_features("features", features)
+    if len(features) < 3:
+        raise ValueError(f"t-SNE needs at least 3 rows. Received: features.shape={features.shape}")
+    perplexity = min(_check_positive("perplexity", perplexity), (len(features) - 1) / 3)
+    tsne = TSNE(2, perplexity=perplexity, init="pca", random_state=seed)
+    return tsne.fit_transform(features).astype(np.float32)
+
+
+# --------------------------------------------------------------------------
+# kNN
+
+
+def knn_classify(
+    train_features,
+    train_labels,
+    test_features,
+    k=200,
+    temperature=0.1,
+    num_classes=None,
+    return_scores=False,
+    batch_size=1024,
+):
+    """Weighted cosine k-nearest-neighbour classification.
+
+    Features are l2-normalised; each test row takes its `k` most
+    cosine-similar training rows, and each neighbour votes for its label
+    with weight exp(sim / temperature) (Wu et al.'s InstDisc weighting, the
+    kNN monitor of SimCLR/MoCo code bases). The prediction is the class with
+    the largest total vote; ties go to the smaller class index, and equally
+    similar neighbours to the smaller training index.
+
+    Args:
+        train_features: (N, D) array.
+        train_labels: (N,) integer array, values in [0, num_classes).
+        test_features: (M, D) array.
+        k: neighbours per query; capped at N.
+        temperature: t > 0 of the vote weights.
+        num_classes: None infers it from the largest training label.
+        return_scores: also return the votes, normalised to sum to 1 per row
+            (a shift-invariant form, computed stably for small t).
+        batch_size: test rows per similarity block (bounds memory at
+            batch_size x N).
+
+    Returns:
+        (M,) int32 predicted labels; with `return_scores`, also the (M,
+        num_classes) float32 normalised votes.
+
+    Raises:
+        ValueError: naming the argument, on non-2-D or non-finite
+            features, mismatched dimensions or lengths, negative or
+            out-of-range labels, `k` < 1 or `temperature` <= 0.
+
+    Example:
+
+    >>> train = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
+    >>> knn_classify(train, np.array([0, 0, 1]), np.array([[1.0, 0.2]]), k=2)
+    array([0], dtype=int32)
+    """
+    xtr = _check_features("train_features", train_features)
+    xte = _check_features("test_features", test_features)
+    ytr = _check_labels("train_labels", train_labels, len(xtr))
+    if xtr.shape[1] != xte.shape[1]:
+        raise ValueError(
+            "`test_features` must have the width of `train_features` "
+            f"({xtr.shape[1]}). Received: test_features.shape={xte.shape}"
+        )
+    k = min(_check_int("k", k, 1), len(xtr))
+    temperature = _check_positive("temperature", temperature)
+    num_classes = _check_num_classes(num_classes, ytr)
+    batch_size = _check_int("batch_size", batch_size, 1)
+
+    bank = tf.math.l2_normalize(tf.constant(xtr), axis=1)
+    bank_labels = tf.constant(ytr, tf.int32)
+    preds, votes = [], []
+    for start in range(0, len(xte), batch_size):
+        query = tf.math.l2_normalize(tf.constant(xte[start : start + batch_size]), axis=1)
+        sim = tf.matmul(query, bank, transpose_b=True)
+        top_sim, top_idx = tf.math.top_k(sim, k=k, sorted=True)
+        # Subtracting the row maximum rescales a row's votes uniformly,
+        # which keeps the arg-max and the normalised votes, and exp finite.
+        weights = tf.exp((top_sim - top_sim[:, :1]) / temperature)
+        onehot = tf.one_hot(tf.gather(bank_labels, top_idx), num_classes)
+        vote = tf.reduce_sum(onehot * weights[..., tf.newaxis], axis=1)
+        preds.append(tf.argmax(vote, axis=1, output_type=tf.int32).numpy())
+        votes.append((vote / tf.reduce_sum(vote, axis=1, keepdims=True)).numpy())
+    preds = np.concatenate(preds)
+    if return_scores:
+        return preds, np.concatenate(votes)
+    return preds
+
+
+def knn_accuracy(
+    train_features, train_labels, test_features, test_labels, k=200, temperature=0.1,
+    num_classes=None,
+):
+    """Top-1 accuracy of `knn_classify` on labelled test features."""
+    yte = _check_labels("test_labels", test_labels, len(np.asarray(test_features)))
+    preds = knn_classify(
+        train_features, train_labels, test_features, k=k, temperature=temperature,
+        num_classes=num_classes,
+    )
+    return float(np.mean(preds == yte))
+
+
+class KNNMonitor(keras.callbacks.Callback):
+    """Reports weighted cosine kNN top-1 of the model's features as `knn_acc`.
+
+    At the end of every `every_n_epochs`-th epoch (and of the last one) the
+    model embeds `train_data` and `test_data` in inference mode
+    (`model(preprocess(images), training=False)`; for a `SimCLR` model this
+    is the evaluation transform and the encoder, giving h), classifies every
+    test embedding with `knn_classify` against the train embeddings, and
+    writes the top-1 accuracy into the epoch logs under `name`. Keras calls
+    callbacks in list order and adds `History` last, so the value is in
+    `fit(...).history`; put the monitor before a `TensorBoard` callback for it
+    to be written there too. Epochs that skip the evaluation carry no
+    `knn_acc` entry, so with `every_n_epochs > 1` the History list is shorter
+    than the number of epochs.
+
+    Args:
+        train_data: the labelled memory bank: `(images, labels)` numpy
+            arrays, or a `tf.data.Dataset` of `(images, labels)` batches.
+        test_data: the labelled queries, in the same forms.
+        k: neighbours per query (200 in the InstDisc / SimCLR monitors).
+        temperature: vote temperature t (0.1).
+        every_n_epochs: evaluate every this many epochs.
+        num_classes: None infers it from the largest label.
+        batch_size: batch size when embedding numpy arrays.
+        preprocess: optional callable applied to image batches before the
+            model (a bare encoder needs float [0, 1] images at its size).
+        name: the log key.
+
+    Example:
+
+    >>> import simclr_tf
+    >>> enc = simclr_tf.resnet(18, 0.125, (16, 16, 3), small_images=True)
+    >>> x = np.random.default_rng(0).random((32, 16, 16, 3), np.float32)
+    >>> y = np.arange(32) % 4
+    >>> clf = keras.Sequential([enc, keras.layers.Dense(4)])
+    >>> clf.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    >>> monitor = KNNMonitor((x, y), (x, y), k=5)
+    >>> history = clf.fit(x, y, epochs=1, verbose=0, callbacks=[monitor])
+    >>> sorted(history.history)
+    ['knn_acc', 'loss']
+
+    Reference:
+        Wu et al., "Unsupervised Feature Learning via Non-Parametric
+        Instance Discrimination", CVPR 2018 (the weighted kNN classifier).
+    """
+
+    def __init__(
+        self,
+        train_data,
+        test_data,
+        k=200,
+        temperature=0.1,
+        every_n_epochs=1,
+        num_classes=None,
+        batch_size=256,
+        preprocess=None,
+        name="knn_acc",
+    ):
+        super().__init__()
+        self.k = _check_int("k", k, 1)
+        self.temperature = _check_positive("temperature", temperature)
+        self.every_n_epochs = _check_int("every_n_epochs", every_n_epochs, 1)
+        self.batch_size = _check_int("batch_size", batch_size, 1)
+        if num_classes is not None:
+            num_classes = _check_int("num_classes", num_classes, 2)
+        self.num_classes = num_classes
+        if preprocess is not None and not callable(preprocess):
+            raise ValueError(f"`preprocess` must be callable or None. Received: preprocess={preprocess!r}")
+        self.preprocess = preprocess
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"`name` must be a non-empty string. Received: name={name!r}")
+        self.name = name
+        self.train_data = self._prepare("train_data", train_data)
+        self.test_data = self._prepare("test_data", test_data)
+        self._embed = None
+        self._embed_model = None
+
+    def _prepare(self, name, value):
+        if _is_dataset(value):
+            return value
+        images, labels = _labelled_arrays(name, value)
+        if images.ndim == 3:
+            images = images[..., np.newaxis]
+        return tf.data.Dataset.from_tensor_slices((images, labels)).batch(self.batch_size)
+
+    def evaluate(self, model=None):
+        """kNN top-1 of `model` (default: the model being fitted) now."""
+        model = model if model is not None else self.model
+        if self._embed is None or self._embed_model is not model:
+            # One traced function per model, reused every epoch.
+            self._embed = _embedder(model, self.preprocess)
+            self._embed_model = model
+        xtr, ytr = self._embed_labelled(self.train_data, "train_data")
+        xte, yte = self._embed_labelled(self.test_data, "test_data")
+        return knn_accuracy(
+            xtr, ytr, xte, yte, k=self.k, temperature=self.temperature,
+            num_classes=self.num_classes,
+        )
+
+    def _embed_labelled(self, dataset, name):
+        result = _embed_batches(self._embed, dataset)
+        if not isinstance(result, tuple):
+            raise ValueError(f"`{name}` must yield (images, labels) batches; it yields images only.")
+        return result
+
+    def on_epoch_end(self, epoch, logs=None):
+        last = self.params.get("epochs") if self.params else None
+        if (epoch + 1) % self.every_n_epochs and (last is None or epoch + 1 != last):
+            return
+        accuracy = self.evaluate()
+        if logs is not None:
+            logs[self.name] = accuracy
+
+
+# --------------------------------------------------------------------------
+# Label fractions and fine-tuning
+
+
+def label_fraction_subset(labels, fraction, seed=0):
+    """Indices of a class-balanced subset holding `fraction` of each class.
+
+    The rule: a class with n examples contributes
+    max(1, floor(fraction * n + 1/2)) of them (round half up, at least one),
+    computed exactly on the decimal value of `fraction` (so 0.35 of 10 is 4,
+    not 3 from floating point). Within each class the examples are the first
+    ones of a seeded random permutation; the permutation does not depend on
+    `fraction`, so with one seed a smaller fraction's subset is contained in
+    a larger one's (1% inside 10%), as in the SimCLR label splits.
+
+    Args:
+        labels: (N,) integer labels, >= 0.
+        fraction: a number in (0, 1]; 1.0 returns every index.
+        seed: permutation seed.
+
+    Returns:
+        Sorted int64 indices into `labels`.
+
+    Raises:
+        ValueError: naming the argument, for a fraction outside (0, 1]
+            (0, negative, > 1, NaN, bool), or non-integer or negative labels.
+
+    Example:
+
+    >>> labels = np.repeat(np.arange(3), 100)
+    >>> np.bincount(labels[label_fraction_subset(labels, 0.05)]).tolist()
+    [5, 5, 5]
+    """
+    fraction = _check_fraction("fraction", fraction)
+    labels = _check_labels("labels", labels)
+    exact = fractions.Fraction(repr(fraction))
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for cls in np.unique(labels):
+        members = np.flatnonzero(labels == cls)
+        count = max(1, math.floor(exact * len(members) + fractions.Fraction(1, 2)))
+        chosen.append(rng.permutation(members)[: min(count, len(members))])
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+def finetune(
+    encoder,
+    train_data,
+    test_data,
+    *,
+    label_fraction=1.0,
+    head=None,
+    head_layer=0,
+    augment=True,
+    epochs=30,
+    batch_size=256,
+    learning_rate=1e-3,
+    weight_decay=0.0,
+    optimizer=None,
+    num_classes=None,
+    preprocess=None,
+    seed=0,
+    callbacks=None,
+    verbose=0,
+    return_model=False,
+):
+    """Fine-tunes the whole encoder with a linear layer on a label fraction.
+
+    The training set is cut to the class-balanced `label_fraction_subset`
+    (when the fraction is below 1, a `tf.data` input is first read into
+    memory). A linear layer on h, or on the output of projection-head layer
+    `head_layer` (SimCLRv2 fine-tunes from the first, `head_layer=1`), is
+    trained together with the encoder (BN in training mode) and those head
+    layers; the encoder and head are changed in place. Training views are
+    random resized crops + flips when `augment`, else the evaluation
+    transform.
+
+    Args:
+        encoder: a Keras encoder, or a `SimCLR` model (its encoder, its
+            evaluation transform and, by default, its projection head).
+        train_data, test_data: `(images, labels)` arrays or datasets of
+            `(images, labels)` batches, as in `linear_eval`.
+        label_fraction: fraction of each class's training labels, in (0, 1].
+        head: a `ProjectionHead` to cut into for `head_layer > 0`.
+        head_layer: 0 for h, i for the output of the head's i-th layer.
+        augment: crop + flip the training views.
+        epochs: passes over the labelled subset.
+        batch_size: examples per step (capped at the subset's size).
+        learning_rate: Adam's learning rate (when `optimizer` is None).
+        weight_decay: L2 penalty on the linear weights.
+        optimizer: a Keras optimizer; default Adam.
+        num_classes: None infers it from the largest label.
+        preprocess: the evaluation transform, as in `linear_eval`.
+        seed: seeds the subset, initialisation, shuffling, augmentation.
+        callbacks: Keras callbacks for `fit`.
+        verbose: `fit` verbosity.
+        return_model: also return the trained classifier (a Keras model
+            from images to logits).
+
+    Returns:
+        dict with `top1`, `top5`, `history`, `label_fraction`,
+        `train_examples`, `head_layer`, `num_classes`; with `return_model`,
+        `(that dict, classifier)`.
+
+    Raises:
+        ValueError: naming the argument, for a `label_fraction` outside
+            (0, 1], a `head_layer` beyond the head's depth or without a
+            head, and the checks of `linear_eval`.
+    """
+    label_fraction = _check_fraction("label_fraction", label_fraction)
+    epochs = _check_int("epochs", epochs, 1)
+    batch_size = _check_int("batch_size", batch_size, 1)
+    learning_rate = _check_positive("learning_rate", learning_rate)
+    head_layer = _check_int("head_layer", head_layer, 0)
+    encoder, preprocess, model = _unwrap(encoder, preprocess)
+    if head is None and model is not None:
+        head = model.projection_head
+    if head_layer > 0:
+        depth = len(getattr(head, "dense_layers", ()))
+        if head is None or head_layer > depth:
+            raise ValueError(
+                f"`head_layer` must be in [0, {depth}] (the projection head's depth"
+                f"{'' if head is not None else '; no head was given'}). "
+                f"Received: head_layer={head_layer}"
+            )
+    else:
+        head = None
+
+    if label_fraction < 1.0:
+        images, labels = _as_arrays("train_data", train_data)
+        keep = label_fraction_subset(labels, label_fraction, seed=seed)
+        train_data = (images[keep], labels[keep])
+    num_classes = _num_classes_of(num_classes, train_data, test_data)
+    train_examples = len(_labels_of("train_data", train_data))
+    if not _is_dataset(train_data):
+        batch_size = min(batch_size, train_examples)
+
+    keras.utils.set_random_seed(seed)
+    train = _as_dataset("train_data", train_data, batch_size, shuffle=True, seed=seed)
+    test = _as_dataset("test_data", test_data, batch_size)
+    classifier = _Classifier(
+        encoder, num_classes, eval_transform=preprocess,
+        augment=_crop_flip(encoder, seed) if augment else None,
+        head=head, head_layer=head_layer, train_encoder=True, weight_decay=weight_decay,
+    )
+    scores = _fit_classifier(
+        classifier, train, test, epochs=epochs,
+        optimizer=optimizer or keras.optimizers.Adam(learning_rate),
+        callbacks=callbacks, verbose=verbose,
+    )
+    scores.update(
+        label_fraction=label_fraction, train_examples=train_examples,
+        head_layer=head_layer, num_classes=num_classes, augment=bool(augment), epochs=epochs,
+    )
+    if return_model:
+        return scores, classifier
+    return scores

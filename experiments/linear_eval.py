@@ -1,0 +1,184 @@
+"""Linear evaluation of a pretrained encoder: flags -> encoder -> data -> eval.
+
+Freezes the encoder, trains a linear classifier on h (with crop + flip views
+under --augment, else on cached features), and writes into --output_dir:
+
+- `results.json` (atomically): top-1 / top-5 of the linear classifier and
+  weighted kNN top-1 (k=200, t=0.1) on the test split, with the settings;
+- `embedding_tsne.png`: a t-SNE of test embeddings coloured by label
+  (needs scikit-learn and matplotlib; --embedding_points=0 skips it);
+- `tensorboard/`: every metric as a scalar, the picture as an image, and
+  under --augment the per-epoch training loss and accuracy.
+
+    python -m experiments.linear_eval --encoder=runs/default
+    python -m experiments.linear_eval --encoder=runs/default/encoder.keras \\
+        --augment --epochs=30 --output_dir=runs/default/linear_eval_aug
+
+Flags are defined in `define_flags`, called only when the module runs as a
+program, so tests can parse them into their own `FlagValues` next to other
+entry points' flags.
+"""
+
+import os
+import time
+
+from absl import app, flags, logging
+
+
+def define_flags(flag_values=flags.FLAGS):
+    fv = dict(flag_values=flag_values)
+    flags.DEFINE_string("encoder", None, "A .keras encoder or SimCLR model, or a pretrain --output_dir.", **fv)
+    flags.DEFINE_string("dataset", "embedded", "Dataset name for simclr_tf.data.load.", **fv)
+    flags.DEFINE_string("data_dir", None, "TFDS data folder or Fashion-MNIST IDX folder.", **fv)
+    flags.DEFINE_integer("epochs", 30, "Linear classifier epochs.", **fv)
+    flags.DEFINE_boolean("augment", False, "Train on random crop + flip views instead of cached features.", **fv)
+    flags.DEFINE_integer("batch_size", 256, "Batch size.", **fv)
+    flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.", **fv)
+    flags.DEFINE_float("weight_decay", 1e-4, "L2 penalty on the linear weights.", **fv)
+    flags.DEFINE_integer("knn_k", 200, "Neighbours for the kNN top-1 (0 skips it).", **fv)
+    flags.DEFINE_integer("embedding_points", 2000, "Test points in the t-SNE picture (0 skips it).", **fv)
+    flags.DEFINE_integer("max_train_examples", None, "Seeded random subset of the train split (short runs).", **fv)
+    flags.DEFINE_integer("max_test_examples", None, "Seeded random subset of the test split (short runs).", **fv)
+    flags.DEFINE_integer("seed", 0, "Seed of subsets, classifier, augmentation and t-SNE.", **fv)
+    flags.DEFINE_string("output_dir", "runs/linear_eval", "Where results.json, the picture and logs go.", **fv)
+    flag_values.mark_as_required("encoder")
+
+
+def load_split(name, split, data_dir, limit, seed):
+    """`(images, labels)` numpy arrays of a split, optionally a random subset."""
+    import numpy as np
+
+    from simclr_tf import data
+
+    if name == "embedded":
+        images, labels = data.load_embedded(split)
+    else:
+        ds = data.load(name, split=split, batch_size=1024, shuffle=False,
+                       drop_remainder=False, data_dir=data_dir)
+        pairs = list(ds.as_numpy_iterator())
+        images = np.concatenate([x for x, _ in pairs])
+        labels = np.concatenate([y for _, y in pairs])
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"`max_{split}_examples` must be >= 1. Received: {limit}")
+        if limit < len(labels):
+            keep = np.sort(np.random.default_rng(seed).permutation(len(labels))[:limit])
+            images, labels = images[keep], labels[keep]
+    return images, labels
+
+
+def class_names(dataset, num_classes):
+    from simclr_tf import data
+
+    if dataset in ("embedded", "fashion_mnist"):
+        return list(data.CLASS_NAMES)
+    return [str(i) for i in range(num_classes)]
+
+
+def write_scalars(logdir, scalars, step):
+    import tensorflow as tf
+
+    with tf.summary.create_file_writer(logdir).as_default():
+        for key, value in scalars.items():
+            tf.summary.scalar(key, value, step=step)
+
+
+def plot_embedding(features, labels, names, path, seed, logdir=None):
+    """Writes a t-SNE picture of `features` coloured by label, atomically."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:
+        raise ImportError("The embedding picture needs matplotlib: `pip install matplotlib`.") from err
+    import numpy as np
+
+    from simclr_tf.evaluation import tsne_2d
+    from simclr_tf.io import atomic_path
+
+    points = tsne_2d(features, seed=seed)
+    fig, ax = plt.subplots(figsize=(7, 6), dpi=100)
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    for cls in np.unique(labels):
+        sel = labels == cls
+        ax.scatter(points[sel, 0], points[sel, 1], s=6, color=cmap(cls % cmap.N),
+                   label=names[cls] if cls < len(names) else str(cls))
+    ax.set_title(f"t-SNE of {len(labels)} test embeddings (h)")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(markerscale=3, fontsize=8, loc="best")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    if logdir is not None:
+        import tensorflow as tf
+
+        with open(path, "rb") as f:
+            image = tf.image.decode_png(f.read(), channels=4)[tf.newaxis]
+        with tf.summary.create_file_writer(logdir).as_default():
+            tf.summary.image("embedding_tsne", image, step=0)
+    return path
+
+
+def main(argv, flag_values=flags.FLAGS):
+    del argv
+    import keras
+    import numpy as np
+
+    from simclr_tf import evaluation
+    from simclr_tf.io import write_json
+
+    f = flag_values
+    out = os.path.abspath(f.output_dir)
+    logdir = os.path.join(out, "tensorboard")
+    os.makedirs(out, exist_ok=True)
+    keras.utils.set_random_seed(f.seed)
+    model = evaluation.load_encoder(f.encoder)
+    train = load_split(f.dataset, "train", f.data_dir, f.max_train_examples, f.seed)
+    test = load_split(f.dataset, "test", f.data_dir, f.max_test_examples, f.seed + 1)
+
+    start = time.time()
+    callbacks = [keras.callbacks.TensorBoard(logdir)] if f.augment else None
+    scores = evaluation.linear_eval(
+        model, train, test, augment=f.augment, epochs=f.epochs, batch_size=f.batch_size,
+        learning_rate=f.learning_rate, weight_decay=f.weight_decay, seed=f.seed,
+        callbacks=callbacks,
+    )
+    results = {
+        "encoder": os.path.abspath(f.encoder),
+        "dataset": f.dataset,
+        "train_examples": int(len(train[1])),
+        "test_examples": int(len(test[1])),
+        "linear_seconds": round(time.time() - start, 1),
+        **scores,
+    }
+
+    if f.knn_k > 0 or f.embedding_points > 0:
+        xte, yte = evaluation.labelled_features(model, test, f.batch_size)
+    if f.knn_k > 0:
+        xtr, ytr = evaluation.labelled_features(model, train, f.batch_size)
+        results["knn_top1"] = evaluation.knn_accuracy(xtr, ytr, xte, yte, k=f.knn_k, temperature=0.1)
+        results["knn_k"] = f.knn_k
+    if f.embedding_points > 0:
+        keep = np.random.default_rng(f.seed).permutation(len(yte))[: f.embedding_points]
+        names = class_names(f.dataset, scores["num_classes"])
+        plot_embedding(xte[keep], yte[keep], names, os.path.join(out, "embedding_tsne.png"),
+                       f.seed, logdir=logdir)
+        results["embedding_png"] = "embedding_tsne.png"
+
+    metric_keys = ("top1", "top5", "train_top1", "knn_top1")
+    write_scalars(logdir, {f"linear_eval/{k}": results[k] for k in metric_keys if k in results},
+                  step=f.epochs)
+    write_json(os.path.join(out, "results.json"), results)
+    logging.info("linear eval: %s", {k: results[k] for k in metric_keys if k in results})
+    print(f"top-1 {results['top1']:.4f}, top-5 {results['top5']:.4f}"
+          + (f", kNN top-1 {results['knn_top1']:.4f}" if "knn_top1" in results else "")
+          + f"; wrote {out}")
+    return results
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

@@ -1,0 +1,349 @@
+"""Tests for simclr_tf.evaluation and the linear_eval / finetune entry points.
+
+Tiny fixtures: 16x16 images, a ResNet-18 at 1/8 width, a few batches. The kNN
+classifier is checked against a NumPy reference and hand-computed votes; the
+evaluation protocols against a colour-separable set a random encoder can
+already separate (chance is 1/4).
+"""
+
+import glob
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from absl import flags
+
+import simclr_tf
+from simclr_tf import evaluation
+from simclr_tf.io import save_keras
+
+SIZE = 16
+NUM_CLASSES = 4
+PALETTE = np.array([[220, 40, 40], [40, 220, 40], [40, 40, 220], [200, 200, 40]], np.float32)
+
+
+def tiny_encoder(seed=0):
+    keras.utils.set_random_seed(seed)
+    return simclr_tf.resnet(18, 0.125, (SIZE, SIZE, 3), small_images=True)
+
+
+def colour_set(per_class, seed):
+    """uint8 (N, 20, 20, 3) images whose class is their mean colour."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(NUM_CLASSES), per_class)
+    noise = rng.normal(0, 30, (len(labels), 20, 20, 3))
+    images = np.clip(PALETTE[labels][:, None, None, :] + noise, 0, 255).astype(np.uint8)
+    order = rng.permutation(len(labels))
+    return images[order], labels[order].astype(np.int32)
+
+
+@pytest.fixture(scope="module")
+def colours():
+    return colour_set(16, seed=0), colour_set(8, seed=1)
+
+
+# --------------------------------------------------------------------------
+# kNN
+
+
+def knn_reference(xtr, ytr, xte, k, temperature, num_classes):
+    xtr = xtr / np.linalg.norm(xtr, axis=1, keepdims=True)
+    xte = xte / np.linalg.norm(xte, axis=1, keepdims=True)
+    preds, votes = [], []
+    for row in xte.astype(np.float64) @ xtr.T.astype(np.float64):
+        vote = np.zeros(num_classes)
+        for i in np.argsort(-row, kind="stable")[: min(k, len(xtr))]:
+            vote[ytr[i]] += np.exp(row[i] / temperature)
+        preds.append(np.argmax(vote))
+        votes.append(vote / vote.sum())
+    return np.array(preds), np.array(votes)
+
+
+@pytest.mark.parametrize("k,temperature", [(1, 0.1), (5, 0.1), (20, 0.5), (200, 0.1), (7, 2.0)])
+def test_knn_matches_numpy_reference(k, temperature):
+    rng = np.random.default_rng(k)
+    centres = rng.normal(size=(3, 8))
+    ytr = rng.integers(0, 3, 60)
+    xtr = centres[ytr] + rng.normal(scale=0.8, size=(60, 8))
+    yte = rng.integers(0, 3, 25)
+    xte = centres[yte] + rng.normal(scale=0.8, size=(25, 8))
+    preds, votes = evaluation.knn_classify(
+        xtr, ytr, xte, k=k, temperature=temperature, num_classes=3, return_scores=True,
+        batch_size=7,  # several similarity blocks
+    )
+    ref_preds, ref_votes = knn_reference(xtr, ytr, xte, k, temperature, 3)
+    np.testing.assert_array_equal(preds, ref_preds)
+    np.testing.assert_allclose(votes, ref_votes, atol=1e-5)
+    assert preds.dtype == np.int32 and votes.shape == (25, 3)
+
+
+def test_knn_weights_votes_by_exp_similarity():
+    # One neighbour of class 1 at cosine 1, two of class 0 at cosine 0.5.
+    train = np.array([[1.0, 0.0], [0.5, np.sqrt(0.75)], [0.5, -np.sqrt(0.75)]])
+    labels = np.array([1, 0, 0])
+    query = np.array([[2.0, 0.0]])  # norm must not matter
+    # t = 0.1: class 1 gets e^10 = 22026, class 0 gets 2 e^5 = 297.
+    preds, votes = evaluation.knn_classify(train, labels, query, k=3, temperature=0.1,
+                                           return_scores=True)
+    assert preds.tolist() == [1]
+    np.testing.assert_allclose(votes[0], np.array([2 * np.exp(5), np.exp(10)]) / (2 * np.exp(5) + np.exp(10)),
+                               rtol=1e-5)
+    # t = 10: class 1 gets e^0.1 = 1.105 < 2 e^0.05 = 2.103 for class 0.
+    assert evaluation.knn_classify(train, labels, query, k=3, temperature=10.0).tolist() == [0]
+    # k = 1 keeps the nearest only.
+    assert evaluation.knn_classify(train, labels, query, k=1, temperature=10.0).tolist() == [1]
+
+
+def test_knn_is_finite_at_tiny_temperature():
+    rng = np.random.default_rng(0)
+    preds, votes = evaluation.knn_classify(rng.normal(size=(30, 4)), np.arange(30) % 3,
+                                           rng.normal(size=(5, 4)), k=10, temperature=1e-4,
+                                           return_scores=True)
+    assert np.all(np.isfinite(votes))
+    np.testing.assert_allclose(votes.sum(1), 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(k=0), "Received: k=0"),
+        (dict(temperature=0.0), "Received: temperature=0.0"),
+        (dict(temperature=-1), "Received: temperature=-1"),
+        (dict(test_features=np.ones((2, 3))), "test_features.shape=(2, 3)"),
+        (dict(train_labels=np.zeros(3, int)), "len(train_labels)=3"),
+        (dict(train_labels=np.array([0, 1, -1, 0])), "min(train_labels)=-1"),
+        (dict(train_features=np.full((4, 2), np.nan)), "train_features"),
+        (dict(num_classes=1), "num_classes=1"),
+    ],
+)
+def test_knn_rejects_bad_input(kwargs, message):
+    args = dict(train_features=np.eye(4, 2) + 0.1, train_labels=np.array([0, 1, 1, 0]),
+                test_features=np.ones((2, 2)))
+    args.update(kwargs)
+    with pytest.raises(ValueError) as err:
+        evaluation.knn_classify(**args)
+    assert message in str(err.value)
+
+
+def read_scalars(logdir):
+    """{tag: [values]} from every TensorBoard event file under `logdir`."""
+    values = {}
+    for path in glob.glob(os.path.join(logdir, "**", "events.out.tfevents.*"), recursive=True):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.HasField("tensor"):
+                    values.setdefault(value.tag, []).append(tf.make_ndarray(value.tensor))
+    return values
+
+
+def test_knn_monitor_reports_knn_acc_in_history_and_tensorboard(colours, tmp_path):
+    (xtr, ytr), (xte, yte) = colours
+    keras.utils.set_random_seed(0)
+    model = simclr_tf.SimCLR(
+        encoder=tiny_encoder(),
+        projection_head=simclr_tf.ProjectionHead(output_dim=8),
+        augmenter=simclr_tf.SimCLRAugmentation(SIZE, seed=0),
+        temperature=0.5,
+    )
+    model.compile(optimizer="adam")
+    monitor = evaluation.KNNMonitor((xtr, ytr), tf.data.Dataset.from_tensor_slices((xte, yte)).batch(8),
+                                    k=10, every_n_epochs=2, batch_size=16)
+    history = model.fit(xtr[:32], batch_size=16, epochs=3, verbose=0,
+                        callbacks=[monitor, keras.callbacks.TensorBoard(str(tmp_path))])
+    # Evaluated after epoch 2 (every 2nd) and epoch 3 (the last).
+    knn = history.history["knn_acc"]
+    assert len(knn) == 2 and all(0.0 <= v <= 1.0 for v in knn)
+    # The logged value is the kNN top-1 of the model's h at the end of training.
+    xf, yf = evaluation.extract_features(model, tf.data.Dataset.from_tensor_slices((xtr, ytr)).batch(16))
+    xq, yq = evaluation.extract_features(model, tf.data.Dataset.from_tensor_slices((xte, yte)).batch(16))
+    assert knn[-1] == evaluation.knn_accuracy(xf, yf, xq, yq, k=10)
+    # Colour classes: even a barely trained encoder's h separates them.
+    assert knn[-1] > 0.5, knn
+    assert len(read_scalars(str(tmp_path)).get("epoch_knn_acc", [])) == 2
+
+
+def test_knn_monitor_rejects_bad_arguments(colours):
+    (xtr, ytr), _ = colours
+    for kwargs, message in [
+        (dict(k=0), "k=0"),
+        (dict(every_n_epochs=0), "every_n_epochs=0"),
+        (dict(temperature=-0.1), "temperature=-0.1"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            evaluation.KNNMonitor((xtr, ytr), (xtr, ytr), **kwargs)
+    with pytest.raises(ValueError, match="train_data"):
+        evaluation.KNNMonitor(xtr, (xtr, ytr))
+    with pytest.raises(ValueError, match="len"):
+        evaluation.KNNMonitor((xtr, ytr[:-1]), (xtr, ytr))
+
+
+# --------------------------------------------------------------------------
+# Linear evaluation
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_linear_eval_beats_chance_on_a_separable_set(colours, augment):
+    (xtr, ytr), (xte, yte) = colours
+    encoder = tiny_encoder()
+    before = [w.copy() for w in encoder.get_weights()]
+    scores = evaluation.linear_eval(encoder, (xtr, ytr), (xte, yte), augment=augment,
+                                    epochs=20 if augment else 50, batch_size=16,
+                                    learning_rate=1e-2)
+    assert scores["top1"] > 0.75, scores  # chance is 0.25
+    assert scores["top5"] == 1.0  # 4 classes: top-5 holds every class
+    assert scores["num_classes"] == NUM_CLASSES and scores["augment"] is augment
+    # The encoder stays frozen (and trainable again afterwards).
+    for a, b in zip(before, encoder.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert encoder.trainable
+    if augment:
+        assert len(scores["history"]["loss"]) == 20
+
+
+def test_linear_eval_accepts_datasets_and_rejects_bad_arguments(colours):
+    (xtr, ytr), (xte, yte) = colours
+    encoder = tiny_encoder()
+    train = tf.data.Dataset.from_tensor_slices((xtr, ytr)).batch(16)
+    test = tf.data.Dataset.from_tensor_slices((xte, yte)).batch(16)
+    scores = evaluation.linear_eval(encoder, train, test, epochs=2)
+    assert 0.0 <= scores["top1"] <= 1.0
+    with pytest.raises(ValueError, match="epochs=0"):
+        evaluation.linear_eval(encoder, (xtr, ytr), (xte, yte), epochs=0)
+    with pytest.raises(ValueError, match="encoder"):
+        evaluation.linear_eval("encoder.keras", (xtr, ytr), (xte, yte))
+    with pytest.raises(ValueError, match="train_data"):
+        evaluation.linear_eval(encoder, xtr, (xte, yte))
+
+
+# --------------------------------------------------------------------------
+# Label fractions and fine-tuning
+
+
+@pytest.mark.parametrize(
+    "fraction,expected",
+    [
+        # Rule: max(1, floor(fraction * n + 1/2)) per class of n examples.
+        (1.0, [100, 37, 5, 1]),
+        (0.5, [50, 19, 3, 1]),  # 18.5 -> 19, 2.5 -> 3, 0.5 -> 1
+        (0.1, [10, 4, 1, 1]),  # 3.7 -> 4, 0.5 -> 1, 0.1 -> 1 (at least one)
+        (0.01, [1, 1, 1, 1]),
+        (0.35, [35, 13, 2, 1]),  # 12.95 -> 13, 1.75 -> 2
+    ],
+)
+def test_label_fraction_subset_is_class_balanced_and_exact(fraction, expected):
+    labels = np.repeat(np.arange(4), [100, 37, 5, 1])
+    np.random.default_rng(0).shuffle(labels)
+    keep = evaluation.label_fraction_subset(labels, fraction, seed=3)
+    assert np.bincount(labels[keep], minlength=4).tolist() == expected
+    assert len(np.unique(keep)) == len(keep) and np.all(np.diff(keep) > 0)
+
+
+def test_label_fraction_subset_on_the_embedded_set_and_seeds():
+    _, labels = simclr_tf.data.load_embedded("train")
+    one = evaluation.label_fraction_subset(labels, 0.01, seed=0)
+    ten = evaluation.label_fraction_subset(labels, 0.1, seed=0)
+    assert np.bincount(labels[one]).tolist() == [10] * 10
+    assert np.bincount(labels[ten]).tolist() == [100] * 10
+    assert set(one) <= set(ten)  # nested, as the SimCLR splits
+    np.testing.assert_array_equal(one, evaluation.label_fraction_subset(labels, 0.01, seed=0))
+    assert set(one) != set(evaluation.label_fraction_subset(labels, 0.01, seed=1))
+    # Exact decimal arithmetic: 0.35 of 10 is 4 (3.4999... in floating point).
+    assert len(evaluation.label_fraction_subset(np.zeros(10, int), 0.35)) == 4
+
+
+@pytest.mark.parametrize("bad", [0, 0.0, -0.1, 1.5, float("nan"), True, "0.1"])
+def test_label_fraction_rejects_bad_fractions(bad):
+    with pytest.raises(ValueError) as err:
+        evaluation.label_fraction_subset(np.arange(10) % 2, bad)
+    assert f"fraction={bad!r}" in str(err.value)
+
+
+def test_finetune_changes_encoder_and_head_weights(colours):
+    (xtr, ytr), (xte, yte) = colours
+    encoder = tiny_encoder()
+    head = simclr_tf.ProjectionHead(output_dim=8)
+    head.build(encoder.output_shape)
+    enc_before = [w.numpy().copy() for w in encoder.trainable_weights]
+    head_before = [w.numpy().copy() for w in head.trainable_weights]
+    scores = evaluation.finetune(encoder, (xtr, ytr), (xte, yte), label_fraction=0.5, head=head,
+                                 head_layer=1, epochs=1, batch_size=16)
+    assert scores["train_examples"] == 32 and scores["label_fraction"] == 0.5
+    assert len(scores["history"]["loss"]) == 1 and np.isfinite(scores["history"]["loss"][0])
+    assert 0.0 <= scores["top1"] <= scores["top5"] <= 1.0
+    changed = [not np.array_equal(a, w.numpy()) for a, w in zip(enc_before, encoder.trainable_weights)]
+    assert sum(changed) > len(changed) // 2, "fine-tuning must move the encoder"
+    assert any(not np.array_equal(a, w.numpy()) for a, w in zip(head_before, head.trainable_weights))
+
+
+def test_finetune_rejects_bad_arguments(colours):
+    (xtr, ytr), (xte, yte) = colours
+    encoder = tiny_encoder()
+    for fraction in (0, 1.01, -0.5):
+        with pytest.raises(ValueError) as err:
+            evaluation.finetune(encoder, (xtr, ytr), (xte, yte), label_fraction=fraction)
+        assert f"label_fraction={fraction!r}" in str(err.value)
+    with pytest.raises(ValueError, match="head_layer=1"):
+        evaluation.finetune(encoder, (xtr, ytr), (xte, yte), head_layer=1)  # no head
+    head = simclr_tf.ProjectionHead(output_dim=8)
+    head.build(encoder.output_shape)
+    with pytest.raises(ValueError, match="head_layer=3"):
+        evaluation.finetune(encoder, (xtr, ytr), (xte, yte), head=head, head_layer=3)
+
+
+# --------------------------------------------------------------------------
+# Entry points, in process with their own FlagValues
+
+
+def run_entry_point(module, argv):
+    flag_values = flags.FlagValues()
+    module.define_flags(flag_values)
+    flag_values([module.__name__] + argv)
+    return module.main([], flag_values=flag_values)
+
+
+def test_linear_eval_entry_point_writes_results_picture_and_logs(tmp_path):
+    from experiments import linear_eval
+
+    save_keras(tiny_encoder(), str(tmp_path / "encoder.keras"))
+    out = tmp_path / "eval"
+    run_entry_point(linear_eval, [
+        f"--encoder={tmp_path / 'encoder.keras'}", "--dataset=embedded", "--epochs=2",
+        "--augment", "--batch_size=32", "--max_train_examples=64", "--max_test_examples=40",
+        "--knn_k=10", "--embedding_points=40", f"--output_dir={out}",
+    ])
+    results = json.loads((out / "results.json").read_text())
+    assert {"top1", "top5", "knn_top1", "history"} <= set(results)
+    assert results["train_examples"] == 64 and results["test_examples"] == 40
+    assert results["augment"] is True and len(results["history"]["loss"]) == 2
+    assert (out / "embedding_tsne.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    tags = read_scalars(str(out / "tensorboard"))
+    for tag in ("linear_eval/top1", "linear_eval/top5", "linear_eval/knn_top1", "epoch_loss"):
+        assert tag in tags, sorted(tags)
+    assert [f for f in os.listdir(out) if f.startswith(".")] == []  # no temporary files left
+
+
+def test_finetune_entry_point_from_a_pretrain_folder(tmp_path):
+    from experiments import finetune
+
+    model = simclr_tf.SimCLR(
+        encoder=tiny_encoder(),
+        projection_head=simclr_tf.ProjectionHead(output_dim=8),
+        augmenter=simclr_tf.SimCLRAugmentation(SIZE, seed=0),
+    )
+    save_keras(model, str(tmp_path / "simclr.keras"))
+    out = tmp_path / "ft"
+    run_entry_point(finetune, [
+        f"--encoder={tmp_path}", "--label_fraction=0.01", "--head_layer=1", "--epochs=1",
+        "--batch_size=50", "--max_test_examples=40", f"--output_dir={out}",
+    ])
+    results = json.loads((out / "results.json").read_text())
+    assert results["train_examples"] == 100 and results["head_layer"] == 1  # 10 per class
+    assert 0.0 <= results["top1"] <= results["top5"] <= 1.0
+    assert os.path.isfile(out / "encoder.keras")
+    assert {"finetune/top1", "epoch_loss"} <= set(read_scalars(str(out / "tensorboard")))
+    with pytest.raises(ValueError, match="label_fraction=0.0"):
+        run_entry_point(finetune, [f"--encoder={tmp_path}", "--label_fraction=0",
+                                   f"--output_dir={out}"])
