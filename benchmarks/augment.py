@@ -1,0 +1,156 @@
+"""Augmentation throughput: simclr_tf vs keras-cv 0.9.0 vs the authors' per-image recipe.
+
+Run (keras-cv lives in its own venv, which also has everything else needed)::
+
+    .venv-kcv/bin/python benchmarks/augment.py            # all columns
+    .venv/bin/python benchmarks/augment.py                # keras-cv column skipped
+
+It measures images/s at batch 256 for three settings, all in one process so the
+ratios are measured side by side on the same (shared, noisy) machine:
+
+* 32 px from 32x32 sources, no blur (CIFAR-10),
+* 96 px from 96x96 sources, with blur (STL-10),
+* 224 px from 256x256 sources, with blur (ImageNet-sized).
+
+Columns:
+
+* ``ours/tf.function`` and ``ours/XLA``: ``SimCLRAugmentation`` on a uint8 batch.
+* ``keras-cv``: keras-cv 0.9.0's closest pipeline (RandomFlip,
+  RandomCropAndResize, RandomApply of RandomColorJitter and Grayscale,
+  RandomApply of RandomGaussianBlur) in a ``tf.function``.
+* ``authors/tf.data``: the paper's recipe with ``tf.image`` ops applied per
+  image inside ``tf.data.Dataset.map`` (AUTOTUNE parallelism), as the authors'
+  code runs it (their ``data_util.py``, with blur also per image).
+
+Each number is the best of ``--repeats`` timed runs of ``--steps`` batches after
+a warm-up, to damp the noise of a shared machine.
+"""
+
+import argparse
+import functools
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+SETTINGS = ((32, 32, False), (96, 96, True), (224, 256, True))
+
+
+# The authors' per-image recipe (google-research/simclr, tf2/data_util.py).
+def _random_apply(func, p, x):
+    return tf.cond(tf.random.uniform([]) < p, lambda: func(x), lambda: x)
+
+
+def _color_jitter_rand(image, strength):
+    brightness, contrast, saturation, hue = 0.8 * strength, 0.8 * strength, 0.8 * strength, 0.2 * strength
+
+    def apply_transform(i, x):
+        def brightness_foo():
+            factor = tf.random.uniform([], max(1.0 - brightness, 0.0), 1.0 + brightness)
+            return x * factor
+
+        def contrast_foo():
+            return tf.image.random_contrast(x, lower=1 - contrast, upper=1 + contrast)
+
+        def saturation_foo():
+            return tf.image.random_saturation(x, lower=1 - saturation, upper=1 + saturation)
+
+        def hue_foo():
+            return tf.image.random_hue(x, max_delta=hue)
+
+        return tf.cond(
+            i < 2,
+            lambda: tf.cond(i < 1, brightness_foo, contrast_foo),
+            lambda: tf.cond(i < 3, saturation_foo, hue_foo),
+        )
+
+    perm = tf.random.shuffle(tf.range(4))
+    for i in range(4):
+        image = tf.clip_by_value(apply_transform(perm[i], image), 0.0, 1.0)
+    return image
+
+
+def _to_grayscale(image):
+    return tf.tile(tf.image.rgb_to_grayscale(image), [1, 1, 3])
+
+
+def _gaussian_blur(image, kernel_size, sigma):
+    radius = kernel_size // 2
+    kernel_size = radius * 2 + 1
+    x = tf.cast(tf.range(-radius, radius + 1), tf.float32)
+    blur_filter = tf.exp(-(x**2) / (2.0 * sigma**2))
+    blur_filter /= tf.reduce_sum(blur_filter)
+    blur_v = tf.tile(tf.reshape(blur_filter, [kernel_size, 1, 1, 1]), [1, 1, 3, 1])
+    blur_h = tf.tile(tf.reshape(blur_filter, [1, kernel_size, 1, 1]), [1, 1, 3, 1])
+    image = image[None]
+    blurred = tf.nn.depthwise_conv2d(image, blur_h, strides=[1, 1, 1, 1], padding="SAME")
+    blurred = tf.nn.depthwise_conv2d(blurred, blur_v, strides=[1, 1, 1, 1], padding="SAME")
+    return blurred[0]
+
+
+def _crop_and_resize(image, size):
+    bbox = tf.constant([0.0, 0.0, 1.0, 1.0], shape=[1, 1, 4])
+    begin, crop_size, _ = tf.image.sample_distorted_bounding_box(
+        tf.shape(image),
+        bounding_boxes=bbox,
+        min_object_covered=0.1,
+        aspect_ratio_range=(3.0 / 4, 4.0 / 3.0),
+        area_range=(0.08, 1.0),
+        max_attempts=100,
+        use_image_if_no_bounding_boxes=True,
+    )
+    oy, ox, _ = tf.unstack(begin)
+    h, w, _ = tf.unstack(crop_size)
+    image = tf.image.crop_to_bounding_box(image, oy, ox, h, w)
+    return tf.image.resize([image], [size, size], method="bicubic")[0]
+
+
+def authors_view(image, size, blur, strength=1.0):
+    """One SimCLR view of one uint8 image, as the authors' tf.data code makes it."""
+    image = tf.image.convert_image_dtype(image, tf.float32)
+    image = _crop_and_resize(image, size)
+    image = tf.image.random_flip_left_right(image)
+    image = _random_apply(functools.partial(_color_jitter_rand, strength=strength), 0.8, image)
+    image = _random_apply(_to_grayscale, 0.2, image)
+    if blur:
+        sigma = tf.random.uniform([], 0.1, 2.0)
+        image = _random_apply(lambda x: _gaussian_blur(x, size // 10, sigma), 0.5, image)
+    image = tf.reshape(image, [size, size, 3])
+    return tf.clip_by_value(image, 0.0, 1.0)
+
+
+def keras_cv_pipeline(size, blur, strength=1.0):
+    """keras-cv 0.9.0's closest equivalent of the recipe (raises ImportError without it)."""
+    import keras
+    import keras_cv
+
+    layers = [
+        keras_cv.layers.RandomFlip("horizontal"),
+        keras_cv.layers.RandomCropAndResize(
+            target_size=(size, size), crop_area_factor=(0.08, 1.0), aspect_ratio_factor=(3 / 4, 4 / 3)
+        ),
+        keras_cv.layers.RandomApply(
+            keras_cv.layers.RandomColorJitter(
+                value_range=(0, 1),
+                brightness_factor=0.8 * strength,
+                contrast_factor=0.8 * strength,
+                saturation_factor=(0.5 - 0.4 * strength, 0.5 + 0.4 * strength),
+                hue_factor=0.2 * strength,
+            ),
+            rate=0.8,
+        ),
+        keras_cv.layers.RandomApply(keras_cv.layers.Grayscale(output_channels=3), rate=0.2),
+    ]
+    if blur:
+        kernel = 2 * ((size // 10) // 2) + 1
+        layers.append(
+            keras_cv.layers.RandomApply(keras_cv.layers.RandomGaussianBlur(kernel, factor=(0.1, 2.0)), rate=0.5)
+        )
+    return keras.Sequential(layers)

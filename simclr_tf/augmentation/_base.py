@@ -1,0 +1,156 @@
+"""Shared plumbing for the augmentation layers: input checks, dtype and channel
+standardisation, argument validation and the base layer class.
+
+Every layer accepts uint8 (or any integer dtype, read as [0, 255]) or floating
+([0, 1]) images with 1 or 3 channels, batched ``(B, H, W, C)`` or one image
+``(H, W, C)``, and returns float32 RGB in [0, 1] with the same rank. Shape and
+dtype problems are reported when the call is traced, from static information,
+so they surface as a ``ValueError`` naming the argument rather than as an error
+deep inside TensorFlow.
+"""
+
+import keras
+from keras import ops
+
+from simclr_tf.augmentation import _random
+
+
+def check_images(images, name="images"):
+    """Converts to a tensor and checks rank, channels and dtype statically."""
+    images = ops.convert_to_tensor(images) if not _is_tensor(images) else images
+    dtype = keras.backend.standardize_dtype(images.dtype)
+    if not (dtype.startswith("float") or dtype.startswith("int") or dtype.startswith("uint") or dtype == "bfloat16"):
+        raise ValueError(
+            f"`{name}` must be an integer image in [0, 255] or a floating image in [0, 1]. "
+            f"Received: {name}.dtype={dtype}"
+        )
+    shape = tuple(images.shape)
+    if len(shape) not in (3, 4):
+        raise ValueError(
+            f"`{name}` must have rank 4 (batch, height, width, channels) or rank 3 (one image). "
+            f"Received: {name}.shape={shape}"
+        )
+    if shape[-1] not in (1, 3):
+        raise ValueError(f"`{name}` must have 1 or 3 channels (last axis). Received: {name}.shape={shape}")
+    return images
+
+
+def _is_tensor(x):
+    return hasattr(x, "dtype") and hasattr(x, "shape") and not hasattr(x, "__array_interface__")
+
+
+def to_float(images):
+    """Casts to float32 in [0, 1]: integer images are divided by 255."""
+    dtype = keras.backend.standardize_dtype(images.dtype)
+    images = ops.cast(images, "float32")
+    if not (dtype.startswith("float") or dtype == "bfloat16"):
+        images = images / 255.0
+    return images
+
+
+def to_rgb(images):
+    """Tiles a 1-channel image to 3 channels; 3-channel images pass through."""
+    if images.shape[-1] == 1:
+        return ops.concatenate([images, images, images], axis=-1)
+    return images
+
+
+def integer_scale(dtype):
+    """The factor that maps an input dtype to [0, 1]: 1/255 for integers, else 1."""
+    dtype = keras.backend.standardize_dtype(dtype)
+    return 1.0 if (dtype.startswith("float") or dtype == "bfloat16") else 1.0 / 255.0
+
+
+def batch_size(images):
+    """Static batch size when known, else the dynamic one."""
+    return images.shape[0] if images.shape[0] is not None else ops.shape(images)[0]
+
+
+def validate_rate(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"`{name}` must be a probability in [0, 1]. Received: {name}={value}")
+    return float(value)
+
+
+def validate_range(name, value, low=None, high=None, allow_equal=True):
+    """A (min, max) pair of numbers with min <= max, optionally inside [low, high]."""
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must be a pair (min, max) of numbers. Received: {name}={value}") from None
+    if lo > hi or (not allow_equal and lo == hi):
+        raise ValueError(f"`{name}` must be a range (min, max) with min <= max. Received: {name}={value}")
+    if (low is not None and lo < low) or (high is not None and hi > high):
+        raise ValueError(f"`{name}` must lie inside [{low}, {high}]. Received: {name}={value}")
+    return (lo, hi)
+
+
+def validate_positive_int(name, value, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value}")
+    return value
+
+
+def validate_non_negative(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"`{name}` must be a non-negative number. Received: {name}={value}")
+    return float(value)
+
+
+class BaseAugmentation(keras.layers.Layer):
+    """Base class: seed generator, input standardisation, rank-3 handling.
+
+    Subclasses implement ``augment(images, training)`` on float32 RGB batches
+    ``(B, H, W, 3)`` in [0, 1] and may override ``prepare`` when they want the
+    raw input (the crop folds the dtype scale into its interpolation matrices).
+    """
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ValueError(f"`seed` must be an integer or None. Received: seed={seed}")
+        self.seed = seed
+        # Created here, not in build, so no variable appears after compile.
+        self.seed_generator = keras.random.SeedGenerator(seed, name=f"{self.name}_seed")
+        self.built = True
+
+    def prepare(self, images):
+        return to_rgb(to_float(images))
+
+    def call(self, images, training=True):
+        images = check_images(images)
+        unbatched = len(images.shape) == 3
+        if unbatched:
+            images = ops.expand_dims(images, 0)
+        outputs = self.augment(images, training=training)
+        if unbatched:
+            outputs = ops.squeeze(outputs, 0)
+        return outputs
+
+    def augment(self, images, training):
+        raise NotImplementedError
+
+    def output_spatial_shape(self, height, width):
+        return height, width
+
+    def compute_output_shape(self, input_shape):
+        input_shape = tuple(input_shape)
+        h, w = self.output_spatial_shape(input_shape[-3], input_shape[-2])
+        return input_shape[:-3] + (h, w, 3)
+
+    def compute_output_spec(self, images, training=True):
+        return keras.KerasTensor(self.compute_output_shape(images.shape), dtype="float32")
+
+    def uniform(self, shape, minval=0.0, maxval=1.0):
+        return _random.uniform(self.seed_generator, shape, minval, maxval)
+
+    def bernoulli(self, batch, rate):
+        """A per-image boolean mask that is True with probability ``rate``."""
+        return self.uniform((batch,)) < rate
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"seed": self.seed})
+        return config

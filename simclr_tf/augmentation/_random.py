@@ -1,0 +1,50 @@
+"""Counter-based random numbers that are bit-identical eagerly, in graphs and under XLA.
+
+Why not ``keras.random.uniform`` directly: on the TensorFlow backend it calls
+``tf.random.stateless_uniform``, whose XLA lowering produces different numbers
+from the TensorFlow kernel for the same seed, so a seeded augmentation would
+give one view eagerly and another under ``jit_compile=True``. The state still
+lives in a ``keras.random.SeedGenerator`` (one per layer, created in
+``__init__``; each draw advances it, so successive calls get fresh numbers),
+but the bits come from an integer hash of (seed, element index) written with
+``keras.ops`` (``lowbias32``, C. Wellons' 32-bit avalanche hash), which every
+backend and XLA evaluate identically.
+"""
+
+import math
+
+from keras import ops
+
+_GOLDEN = 0x9E3779B9
+
+
+def _hash(x):
+    x = ops.bitwise_xor(x, ops.right_shift(x, 16))
+    x = x * ops.cast(0x7FEB352D, "uint32")
+    x = ops.bitwise_xor(x, ops.right_shift(x, 15))
+    x = x * ops.cast(0x846CA68B, "uint32")
+    return ops.bitwise_xor(x, ops.right_shift(x, 16))
+
+
+def _bits(seed_generator, shape):
+    seed = ops.cast(seed_generator.next(), "uint32")
+    count = 1
+    for dim in shape:
+        count = count * dim
+    index = ops.reshape(ops.cast(ops.arange(count), "uint32"), shape)
+    key0 = _hash(seed[0] + ops.cast(_GOLDEN, "uint32"))
+    key1 = _hash(seed[1] ^ ops.cast(0x85EBCA6B, "uint32"))
+    return _hash(_hash(index + key0) ^ key1)
+
+
+def uniform(seed_generator, shape, minval=0.0, maxval=1.0):
+    """Uniform float32 in ``[minval, maxval)``; ``shape`` may hold dynamic dims."""
+    unit = ops.cast(ops.right_shift(_bits(seed_generator, shape), 8), "float32") * (1.0 / (1 << 24))
+    return minval + unit * (maxval - minval)
+
+
+def normal(seed_generator, shape):
+    """Standard normal float32 (Box-Muller)."""
+    u1 = (ops.cast(ops.right_shift(_bits(seed_generator, shape), 8), "float32") + 0.5) * (1.0 / (1 << 24))
+    u2 = uniform(seed_generator, shape)
+    return ops.sqrt(-2.0 * ops.log(u1)) * ops.cos((2.0 * math.pi) * u2)
