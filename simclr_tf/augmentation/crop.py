@@ -18,8 +18,11 @@ Interpolation is bicubic (Keys, a = -0.5, the kernel of
 ``tf.image.resize(method="bicubic")`` and of the paper) or bilinear. With
 ``antialias=True`` the kernel is widened by the downscale factor when a crop is
 larger than the output, as ``tf.image.resize(..., antialias=True)`` does; the
-matrices equal ``tf.image.resize`` for a whole-image box. Bicubic overshoot is
-clipped to [0, 1].
+matrices equal ``tf.image.resize`` for a whole-image box. For a box inside the
+image, kernel taps that fall outside the box read the neighbouring pixels (as
+ROI-align and ``tf.image.crop_and_resize`` do) instead of being renormalised at
+the box edge as slicing then resizing does; this only touches the outermost
+output pixels. Bicubic overshoot is clipped to [0, 1].
 
 Measured on the project's 2-core CPU (batch 256, float32): the matrix form was
 as fast as or faster than gathering the 4 taps per output pixel at 32 px under

@@ -1,0 +1,463 @@
+"""Tests for simclr_tf.augmentation: statistics, references, modes, contract."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from simclr_tf import augmentation as aug
+from simclr_tf.augmentation import blur as blur_lib
+from simclr_tf.augmentation import color as color_lib
+from simclr_tf.augmentation import crop as crop_lib
+
+ALL_LAYERS = [
+    lambda: aug.SimCLRAugmentation(16, seed=1, blur=True),
+    lambda: aug.RandomResizedCrop(16, seed=1, flip_rate=0.5),
+    lambda: aug.RandomFlip(seed=1),
+    lambda: aug.RandomColorJitter(seed=1),
+    lambda: aug.RandomGrayscale(seed=1),
+    lambda: aug.RandomGaussianBlur(seed=1),
+    lambda: aug.RandomApply(aug.RandomGrayscale(rate=1.0), rate=0.5, seed=1),
+    lambda: aug.ColorDistortion(seed=1),
+    lambda: aug.Cutout(seed=1),
+    lambda: aug.SobelFilter(),
+    lambda: aug.GaussianNoise(seed=1),
+    lambda: aug.RandomRotate90(seed=1),
+]
+LAYER_IDS = [
+    "SimCLRAugmentation", "RandomResizedCrop", "RandomFlip", "RandomColorJitter", "RandomGrayscale",
+    "RandomGaussianBlur", "RandomApply", "ColorDistortion", "Cutout", "SobelFilter", "GaussianNoise",
+    "RandomRotate90",
+]
+
+
+def _rgb(shape, seed=0):
+    return np.random.default_rng(seed).random(shape).astype("float32")
+
+
+def _uint8(shape, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, shape).astype("uint8")
+
+
+def _per_image_changed(a, b, tol=1e-4):
+    return np.abs(np.asarray(a) - np.asarray(b)).reshape(len(a), -1).max(axis=1) > tol
+
+
+# ---------------------------------------------------------------- crop
+
+
+def _expected_area_fraction(lo=0.08, hi=1.0):
+    # Density of the accepted area fraction s for a square image: 1 where every
+    # aspect ratio fits (s <= 3/4), else P(|log r| <= -log s) = -log(s) / log(4/3).
+    s = np.linspace(lo, hi, 200001)
+    density = np.where(s <= 0.75, 1.0, -np.log(s) / math.log(4 / 3))
+    return np.trapezoid(s * density, s) / np.trapezoid(density, s)
+
+
+def test_crop_boxes_statistics():
+    gen = keras.random.SeedGenerator(0)
+    y0, x0, h, w = (np.asarray(t) for t in crop_lib.sample_boxes(gen, 4000, 32, 32))
+    area = h * w / (32 * 32)
+    assert area.min() >= 0.08 - 1e-6 and area.max() <= 1.0 + 1e-6
+    assert abs(area.mean() - _expected_area_fraction()) < 0.01
+    ratio = w / h
+    assert ratio.min() >= 3 / 4 - 1e-5 and ratio.max() <= 4 / 3 + 1e-5
+    assert (y0 >= 0).all() and (x0 >= 0).all()
+    assert (y0 + h <= 32 + 1e-4).all() and (x0 + w <= 32 + 1e-4).all()
+    # Offsets spread over the free room, not pinned to a corner.
+    room = 32 - w
+    assert 0.45 < np.mean(x0[room > 1] / room[room > 1]) < 0.55
+
+
+def test_crop_falls_back_to_whole_image():
+    gen = keras.random.SeedGenerator(0)
+    # Aspect ratios of at least 4 never fit a square image with area >= 0.5.
+    boxes = crop_lib.sample_boxes(gen, 8, 10, 10, (0.5, 1.0), (4.0, 5.0), max_attempts=10)
+    np.testing.assert_allclose(np.stack([np.asarray(b) for b in boxes]), [[0] * 8, [0] * 8, [10] * 8, [10] * 8])
+
+
+@pytest.mark.parametrize("interpolation", ["bicubic", "bilinear"])
+@pytest.mark.parametrize("out", [(7, 5), (30, 40)])
+def test_crop_resize_matches_tf_image_resize(interpolation, out):
+    images = _rgb((2, 20, 17, 3))
+    boxes = (np.zeros(2, "float32"), np.zeros(2, "float32"), np.full(2, 20.0, "float32"), np.full(2, 17.0, "float32"))
+    ours = crop_lib.crop_resize(images, boxes, out, interpolation, antialias=True)
+    ref = tf.clip_by_value(tf.image.resize(images, out, method=interpolation, antialias=True), 0.0, 1.0)
+    np.testing.assert_allclose(ours, ref, atol=1e-5)
+    # Inside the image, taps beyond the box read the neighbouring pixels: check
+    # against a loop-based NumPy reference of that definition.
+    boxes = (np.array([2.0, 5.5], "float32"), np.array([3.0, 0.25], "float32"),
+             np.array([12.0, 14.5], "float32"), np.array([9.0, 16.75], "float32"))
+    ours = crop_lib.crop_resize(images, boxes, out, interpolation, antialias=True)
+    for i in range(2):
+        rows = _numpy_weights(boxes[0][i], boxes[2][i], 20, out[0], interpolation)
+        cols = _numpy_weights(boxes[1][i], boxes[3][i], 17, out[1], interpolation)
+        ref = np.clip(np.einsum("oh,hwc,pw->opc", rows, images[i], cols), 0, 1)
+        np.testing.assert_allclose(ours[i], ref, atol=1e-5)
+
+
+def _numpy_weights(start, length, in_size, out_size, interpolation):
+    def kernel(x):
+        x = abs(x)
+        if interpolation == "bilinear":
+            return max(0.0, 1.0 - x)
+        if x <= 1:
+            return 1.5 * x**3 - 2.5 * x**2 + 1
+        return -0.5 * x**3 + 2.5 * x**2 - 4 * x + 2 if x < 2 else 0.0
+
+    step = length / out_size
+    support = max(step, 1.0)
+    weights = np.zeros((out_size, in_size))
+    for i in range(out_size):
+        centre = start + (i + 0.5) * step - 0.5
+        for j in range(in_size):
+            weights[i, j] = kernel((j - centre) / support)
+        weights[i] /= weights[i].sum()
+    return weights
+
+
+def test_crop_uint8_scale_and_flip_folded():
+    images = _uint8((4, 12, 12, 3))
+    whole = dict(area_range=(1.0, 1.0), aspect_ratio_range=(1.0, 1.0))
+    plain = aug.RandomResizedCrop(12, flip_rate=0.0, seed=0, **whole)(images)
+    np.testing.assert_allclose(plain, images / 255.0, atol=1e-5)
+    flipped = aug.RandomResizedCrop(12, flip_rate=1.0, seed=0, **whole)(images)
+    np.testing.assert_allclose(flipped, images[:, :, ::-1] / 255.0, atol=1e-5)
+
+
+def test_flip_rate_in_pipeline():
+    # Whole-image crop, no colour, no blur: each view is the image or its mirror.
+    images = np.repeat(_rgb((1, 8, 8, 3)), 2000, axis=0)
+    layer = aug.SimCLRAugmentation(8, seed=3, crop_area_range=(1.0, 1.0), crop_aspect_ratio_range=(1.0, 1.0),
+                                   jitter_rate=0.0, grayscale_rate=0.0, blur=False)
+    views = np.asarray(layer(images))
+    is_mirror = np.abs(views - images[:, :, ::-1]).reshape(2000, -1).max(1) < 1e-5
+    is_same = np.abs(views - images).reshape(2000, -1).max(1) < 1e-5
+    assert (is_mirror ^ is_same).all()
+    assert 0.45 < is_mirror.mean() < 0.55
+
+
+def test_random_flip_layer():
+    images = np.repeat(_rgb((1, 4, 6, 3)), 2000, axis=0)
+    out = np.asarray(aug.RandomFlip(seed=0)(images))
+    is_mirror = np.abs(out - images[:, :, ::-1]).reshape(2000, -1).max(1) < 1e-6
+    assert 0.45 < is_mirror.mean() < 0.55
+    np.testing.assert_array_equal(aug.RandomFlip(seed=0)(images, training=False), images)
+
+
+def test_eval_transform_is_centre_crop_resize():
+    images = _rgb((2, 32, 32, 3))
+    layer = aug.SimCLRAugmentation(48, seed=0)  # image_size > 32: centre 87.5%
+    out = layer(images, training=False)
+    np.testing.assert_array_equal(out, layer(images, training=False))
+    box = [np.asarray(b) for b in crop_lib.center_box(2, 32, 32, 48, 48, 0.875)]
+    np.testing.assert_allclose(box, [[2, 2], [2, 2], [28, 28], [28, 28]], atol=1e-5)
+    np.testing.assert_allclose(out, crop_lib.crop_resize(images, box, (48, 48)), atol=1e-6)
+    # Away from the box edge (where taps read the neighbouring pixels) it is a plain resize of the slice.
+    ref = tf.clip_by_value(tf.image.resize(images[:, 2:30, 2:30], (48, 48), "bicubic", antialias=True), 0, 1)
+    np.testing.assert_allclose(out[:, 4:-4, 4:-4], ref[:, 4:-4, 4:-4], atol=1e-5)
+    small = aug.SimCLRAugmentation(16, seed=0)(images, training=False)  # <= 32: plain resize
+    ref = tf.clip_by_value(tf.image.resize(images, (16, 16), "bicubic", antialias=True), 0, 1)
+    np.testing.assert_allclose(small, ref, atol=1e-5)
+
+
+# ---------------------------------------------------------------- colour
+
+
+@pytest.fixture
+def colour_batch():
+    x = _rgb((4, 9, 7, 3))
+    x[0, 0, :3] = [[0.5, 0.5, 0.5], [0.0, 0.0, 0.0], [1.0, 0.0, 1.0]]  # grey, black, saturated
+    return x
+
+
+def _reference(op, images, factors):
+    return np.stack([op(images[i], factors[i]).numpy() for i in range(len(images))])
+
+
+@pytest.mark.parametrize(
+    "ours, ref, factors",
+    [
+        (color_lib.adjust_contrast, tf.image.adjust_contrast, [0.3, 1.0, 1.7, 0.0]),
+        (color_lib.adjust_saturation, tf.image.adjust_saturation, [0.2, 1.0, 1.8, 0.0]),
+        (color_lib.adjust_hue, tf.image.adjust_hue, [-0.2, 0.0, 0.13, 0.5]),
+        (lambda x, f: color_lib.adjust_brightness(x, f, "v1"), tf.image.adjust_brightness, [-0.3, 0.0, 0.2, 0.8]),
+        (lambda x, f: color_lib.adjust_brightness(x, f, "v2"), lambda x, f: tf.constant(x * f), [0.2, 1.0, 1.8, 0.0]),
+    ],
+    ids=["contrast", "saturation", "hue", "brightness_v1", "brightness_v2"],
+)
+def test_colour_ops_match_tf_image(colour_batch, ours, ref, factors):
+    factors = np.asarray(factors, "float32")
+    np.testing.assert_allclose(ours(colour_batch, factors), _reference(ref, colour_batch, factors), atol=1e-5)
+
+
+def test_grayscale_matches_tf_image(colour_batch):
+    ref = tf.tile(tf.image.rgb_to_grayscale(colour_batch), [1, 1, 1, 3])
+    np.testing.assert_allclose(color_lib.rgb_to_grayscale(colour_batch), ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("variant", ["v2", "v1"])
+def test_jitter_random_order_matches_sequential_reference(colour_batch, variant):
+    order = np.array([[0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1], [1, 3, 0, 2]])
+    b = np.array([0.5, 1.5, 1.2, 0.9] if variant == "v2" else [-0.3, 0.4, 0.1, 0.0], "float32")
+    c = np.array([1.6, 0.4, 1.1, 0.2], "float32")
+    s = np.array([0.2, 1.8, 0.0, 1.3], "float32")
+    h = np.array([0.1, -0.2, 0.05, 0.19], "float32")
+    bright = (lambda x, i: x * b[i]) if variant == "v2" else (lambda x, i: tf.image.adjust_brightness(x, b[i]))
+    ops = [bright, lambda x, i: tf.image.adjust_contrast(x, c[i]),
+           lambda x, i: tf.image.adjust_saturation(x, s[i]), lambda x, i: tf.image.adjust_hue(x, h[i])]
+    refs = []
+    for i in range(4):
+        x = tf.constant(colour_batch[i])
+        for k in order[i]:
+            x = tf.clip_by_value(ops[k](x, i), 0.0, 1.0)
+        refs.append(x.numpy())
+    ours = color_lib.jitter_in_order(colour_batch, b, c, s, h, order, variant)
+    np.testing.assert_allclose(ours, np.stack(refs), atol=1e-5)
+
+
+def test_jitter_factor_ranges():
+    assert np.allclose(color_lib.jitter_ranges(1.0), [(0.2, 1.8), (0.2, 1.8), (0.2, 1.8), (-0.2, 0.2)])
+    assert np.allclose(color_lib.jitter_ranges(0.5, "v1")[0], (-0.4, 0.4))
+    assert np.allclose(color_lib.jitter_ranges(2.0)[1], (0.0, 2.6))
+
+
+def test_jitter_and_grayscale_rates():
+    images = np.repeat(_rgb((1, 4, 4, 3)), 2000, axis=0)
+    jittered = aug.ColorDistortion(jitter_rate=0.8, mode="jitter", seed=5)(images)
+    assert 0.77 < _per_image_changed(jittered, images).mean() < 0.83
+    gray = np.asarray(aug.ColorDistortion(grayscale_rate=0.2, mode="grayscale", seed=5)(images))
+    is_gray = np.ptp(gray, axis=-1).reshape(2000, -1).max(1) < 1e-6
+    assert 0.17 < is_gray.mean() < 0.23
+    assert not _per_image_changed(gray[~is_gray], images[~is_gray]).any()
+    # In the full pipeline only grayscale makes the three channels equal.
+    views = np.asarray(aug.SimCLRAugmentation(8, seed=2, blur=False)(np.repeat(_uint8((1, 8, 8, 3)), 2000, 0)))
+    assert 0.17 < (np.ptp(views, axis=-1).reshape(2000, -1).max(1) < 1e-6).mean() < 0.23
+
+
+def test_random_grayscale_and_jitter_layers():
+    images = np.repeat(_rgb((1, 4, 4, 3)), 1000, axis=0)
+    gray = np.asarray(aug.RandomGrayscale(rate=0.2, seed=0)(images))
+    assert 0.16 < (np.ptp(gray, axis=-1).reshape(1000, -1).max(1) < 1e-6).mean() < 0.24
+    out = aug.RandomColorJitter(strength=0.5, rate=1.0, seed=0)(images)
+    assert _per_image_changed(out, images).all()
+    assert len(np.unique(np.asarray(out).reshape(1000, -1).round(5), axis=0)) == 1000
+
+
+# ---------------------------------------------------------------- blur
+
+
+def test_blur_matches_depthwise_reference():
+    images = _rgb((3, 12, 10, 3))
+    kernels = blur_lib.gaussian_kernels(np.array([0.5, 1.0, 2.0], "float32"), 5)
+    ours = blur_lib.separable_blur(images, kernels)
+    for i in range(3):
+        k = tf.tile(tf.reshape(kernels[i], [5, 1, 1, 1]), [1, 1, 3, 1])
+        x = tf.pad(images[i:i + 1], [[0, 0], [2, 2], [2, 2], [0, 0]], mode="REFLECT")
+        x = tf.nn.depthwise_conv2d(x, k, [1, 1, 1, 1], "VALID")
+        x = tf.nn.depthwise_conv2d(x, tf.reshape(k, [1, 5, 3, 1]), [1, 1, 1, 1], "VALID")
+        np.testing.assert_allclose(ours[i], x[0], atol=1e-5)
+    np.testing.assert_allclose(np.sum(kernels, axis=1), 1.0, atol=1e-6)
+
+
+def test_blur_kernel_size_and_rate():
+    assert [blur_lib.default_kernel_size(s) for s in (32, 96, 224)] == [3, 9, 23]
+    images = np.repeat(_rgb((1, 20, 20, 3)), 2000, axis=0)
+    out = aug.RandomGaussianBlur(rate=0.5, seed=0)(images)
+    assert 0.45 < _per_image_changed(out, images, 1e-6).mean() < 0.55
+    # Every blurred image has its own sigma (below about 0.3 a 3-tap kernel is the identity).
+    blurred = np.asarray(aug.RandomGaussianBlur(sigma_range=(0.5, 2.0), rate=1.0, seed=0)(images[:50]))
+    assert len(np.unique(blurred.reshape(50, -1).round(5), axis=0)) == 50
+
+
+def test_blur_rate_in_pipeline():
+    images = np.repeat(_rgb((1, 40, 40, 3)), 2000, axis=0)
+    kwargs = dict(crop_area_range=(1.0, 1.0), crop_aspect_ratio_range=(1.0, 1.0), flip=False, jitter_rate=0.0,
+                  grayscale_rate=0.0, seed=4)
+    sharp = aug.SimCLRAugmentation(40, blur=False, **kwargs)(images)
+    blurred = aug.SimCLRAugmentation(40, blur_rate=0.5, **kwargs)(images)
+    assert 0.45 < _per_image_changed(blurred, sharp, 1e-6).mean() < 0.55
+
+
+# ---------------------------------------------------------------- ablations
+
+
+def test_ablation_operators():
+    images = np.full((64, 8, 8, 3), 0.5, "float32")
+    cut = np.asarray(aug.Cutout(size=0.5, seed=0)(images))
+    zeros = (cut == 0).all(-1).reshape(64, -1).sum(1)
+    assert (zeros > 0).all() and (zeros <= 16).all() and (zeros == 16).any()
+    np.testing.assert_array_equal(aug.SobelFilter()(images), np.zeros_like(images))
+    step = np.zeros((1, 6, 6, 3), "float32")
+    step[:, :, 3:] = 1.0
+    edges = np.asarray(aug.SobelFilter()(step))
+    assert edges.max() == pytest.approx(1.0) and (edges[0, :, 0] == 0).all() and (edges[0, :, 2] > 0).all()
+    noisy = np.asarray(aug.GaussianNoise((0.05, 0.05), seed=0)(images))
+    assert abs((noisy - 0.5).std() - 0.05) < 0.003 and abs((noisy - 0.5).mean()) < 0.003
+    x = _rgb((300, 5, 5, 3))
+    rotated = np.asarray(aug.RandomRotate90(seed=0)(x))
+    candidates = np.stack([np.rot90(x, k, axes=(1, 2)) for k in (1, 2, 3)])
+    match = np.abs(candidates - rotated[None]).reshape(3, 300, -1).max(-1) < 1e-7
+    assert match.sum(0).tolist() == [1] * 300
+    assert (match.mean(1) > 0.25).all()
+    with pytest.raises(ValueError, match="square"):
+        aug.RandomRotate90()(np.zeros((1, 4, 5, 3), "float32"))
+
+
+# ---------------------------------------------------------------- contract
+
+
+@pytest.mark.parametrize("make", ALL_LAYERS, ids=LAYER_IDS)
+def test_contract_dtype_range_channels_rank(make):
+    layer = make()
+    for images in (_uint8((3, 20, 20, 3)), _rgb((3, 20, 20, 3)), _uint8((3, 20, 20, 1)), _rgb((20, 20, 1))):
+        out = layer(images)
+        assert out.dtype == "float32"
+        assert tuple(out.shape) == tuple(layer.compute_output_shape(images.shape[:-1] + (3,)))
+        assert out.shape[-1] == 3 and len(out.shape) == images.ndim
+        assert float(tf.reduce_min(out)) >= 0.0 and float(tf.reduce_max(out)) <= 1.0
+    assert not layer.trainable_weights
+
+
+@pytest.mark.parametrize("make", ALL_LAYERS, ids=LAYER_IDS)
+def test_serialization_round_trip(make):
+    layer = make()
+    config = layer.get_config()
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(clone) is type(layer)
+    assert clone.get_config() == config
+    images = _uint8((2, 20, 20, 3))
+    # Same seed, same first view (SobelFilter is deterministic anyway).
+    np.testing.assert_allclose(make()(images), clone(images), atol=1e-6)
+
+
+def test_pipeline_output_contract_and_views():
+    layer = aug.SimCLRAugmentation(16, color_strength=0.5, seed=0)
+    images = np.repeat(_uint8((1, 24, 20, 3)), 16, axis=0)
+    v1, v2 = layer(images), layer(images)
+    assert v1.shape == (16, 16, 16, 3) and v1.dtype == "float32"
+    # Every image of a batch of identical images gets its own view, and calls differ.
+    flat = np.asarray(v1).reshape(16, -1)
+    assert (np.abs(flat[:, None] - flat[None]).max(-1) + np.eye(16) > 1e-3).all()
+    assert _per_image_changed(v1, v2).all()
+    # The same seed replays the same views.
+    again = aug.SimCLRAugmentation(16, color_strength=0.5, seed=0)
+    np.testing.assert_array_equal(again(images), v1)
+    np.testing.assert_array_equal(again(images), v2)
+    assert aug.SimCLRAugmentation(64).use_blur and not aug.SimCLRAugmentation(32).use_blur
+
+
+def test_eager_graph_xla_agree():
+    images = _uint8((4, 24, 20, 3))
+    outputs = []
+    for mode in ("eager", "graph", "xla"):
+        layer = aug.SimCLRAugmentation(16, seed=7, blur=True)
+        call = layer if mode == "eager" else tf.function(layer, jit_compile=mode == "xla")
+        outputs.append([np.asarray(call(images)) for _ in range(2)])
+    for other in outputs[1:]:
+        for a, b in zip(outputs[0], other):
+            np.testing.assert_allclose(a, b, atol=1e-5)
+    images = images[:, :20]
+    for make in (lambda: aug.RandomRotate90(seed=0), lambda: aug.GaussianNoise(seed=0), lambda: aug.Cutout(seed=0)):
+        xla = tf.function(make(), jit_compile=True)
+        np.testing.assert_allclose(make()(images), xla(images), atol=1e-5)
+
+
+def test_unknown_shapes_and_tf_data():
+    layer = aug.SimCLRAugmentation(16, seed=0, blur=True)
+    fn = tf.function(layer, input_signature=[tf.TensorSpec((None, None, None, 3), tf.uint8)])
+    assert fn(_uint8((3, 30, 25, 3))).shape == (3, 16, 16, 3)
+    ds = tf.data.Dataset.from_tensor_slices(_uint8((6, 24, 24, 3))).batch(4).map(layer)
+    assert [tuple(b.shape) for b in ds] == [(4, 16, 16, 3), (2, 16, 16, 3)]
+    ds = tf.data.Dataset.from_tensor_slices(_uint8((3, 24, 24, 1))).map(layer)  # one image per call
+    assert [tuple(b.shape) for b in ds] == [(16, 16, 3)] * 3
+    inputs = keras.Input((24, 24, 3), dtype="uint8")
+    model = keras.Model(inputs, layer(inputs))
+    assert model.output_shape == (None, 16, 16, 3)
+
+
+def test_random_apply_wraps_keras_layers():
+    images = np.repeat(_rgb((1, 6, 6, 3)), 1000, axis=0)
+    layer = aug.RandomApply(keras.layers.Lambda(lambda x: 1.0 - x), rate=0.3, seed=0)
+    out = np.asarray(layer(images))
+    inverted = np.abs(out - (1.0 - images)).reshape(1000, -1).max(1) < 1e-6
+    assert 0.26 < inverted.mean() < 0.34
+    assert (inverted | (np.abs(out - images).reshape(1000, -1).max(1) < 1e-6)).all()
+    with pytest.raises(ValueError, match="keep the image shape"):
+        aug.RandomApply(aug.RandomResizedCrop(4), rate=0.5)(images)
+
+
+@pytest.mark.parametrize(
+    "images, match",
+    [
+        (np.zeros((2, 4, 4, 3, 1), "uint8"), "rank"),
+        (np.zeros((4, 4), "uint8"), "rank"),
+        (np.zeros((2, 4, 4, 2), "uint8"), "channels"),
+        (np.zeros((2, 4, 4, 3), bool), "dtype=bool"),
+        (np.full((2, 4, 4, 3), "a"), "dtype=string"),
+    ],
+)
+def test_bad_inputs_raise_value_error(images, match):
+    with pytest.raises(ValueError, match=match):
+        aug.SimCLRAugmentation(8)(tf.constant(images))
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: aug.SimCLRAugmentation(0), "image_size=0"),
+        (lambda: aug.SimCLRAugmentation(8, jitter_rate=1.5), "jitter_rate=1.5"),
+        (lambda: aug.SimCLRAugmentation(8, grayscale_rate=-0.1), "grayscale_rate=-0.1"),
+        (lambda: aug.SimCLRAugmentation(8, blur_rate=2), "blur_rate=2"),
+        (lambda: aug.SimCLRAugmentation(8, crop_area_range=(0.9, 0.1)), "crop_area_range"),
+        (lambda: aug.SimCLRAugmentation(8, crop_aspect_ratio_range=(2, 1)), "crop_aspect_ratio_range"),
+        (lambda: aug.SimCLRAugmentation(8, blur_sigma_range=(2.0, 0.1)), "blur_sigma_range"),
+        (lambda: aug.SimCLRAugmentation(8, jitter_variant="v3"), "jitter_variant=v3"),
+        (lambda: aug.SimCLRAugmentation(8, interpolation="nearest"), "interpolation=nearest"),
+        (lambda: aug.SimCLRAugmentation(8, color_strength=-1), "color_strength=-1"),
+        (lambda: aug.RandomResizedCrop((8, 0)), "image_size"),
+        (lambda: aug.RandomFlip(rate=1.1), "rate=1.1"),
+        (lambda: aug.RandomGaussianBlur(kernel_size=4), "kernel_size=4"),
+        (lambda: aug.ColorDistortion(mode="hue"), "mode=hue"),
+        (lambda: aug.RandomColorJitter(variant="v9"), "variant=v9"),
+        (lambda: aug.RandomApply("flip", rate=0.5), "layer="),
+        (lambda: aug.Cutout(size=0.0), "size=0.0"),
+        (lambda: aug.GaussianNoise((0.2, 0.1)), "stddev_range"),
+    ],
+)
+def test_bad_arguments_raise_value_error(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_under_mirrored_strategy():
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        layer = aug.SimCLRAugmentation(8, seed=0)
+    images = tf.constant(_uint8((4, 12, 12, 3)))
+    result = strategy.run(tf.function(lambda x: layer(x)), args=(images,))
+    assert all(t.shape == (4, 8, 8, 3) for t in strategy.experimental_local_results(result))
+
+
+@pytest.mark.kerascv
+def test_keras_cv_layers_are_drop_in_members():
+    keras_cv = pytest.importorskip("keras_cv")
+    pipeline = keras.Sequential([
+        aug.RandomResizedCrop(16, flip_rate=0.5, seed=0),
+        aug.RandomApply(keras_cv.layers.RandomColorJitter(
+            value_range=(0, 1), brightness_factor=0.5, contrast_factor=0.5, saturation_factor=(0.3, 0.7),
+            hue_factor=0.2, seed=0), rate=0.8, seed=0),
+        keras_cv.layers.Grayscale(output_channels=3),
+        aug.RandomGaussianBlur(rate=0.5, seed=0),
+        keras_cv.layers.RandomGaussianBlur(3, factor=(0.1, 2.0)),
+        aug.ColorDistortion(seed=0),
+    ])
+    images = _uint8((4, 24, 24, 3))
+    for call in (pipeline, tf.function(pipeline)):
+        out = call(images)
+        assert out.shape == (4, 16, 16, 3) and out.dtype == "float32"
+        assert 0.0 <= float(tf.reduce_min(out)) and float(tf.reduce_max(out)) <= 1.0 + 1e-5
+    ds = tf.data.Dataset.from_tensor_slices(images).batch(2).map(lambda x: pipeline(x))
+    assert [tuple(b.shape) for b in ds] == [(2, 16, 16, 3)] * 2
