@@ -1,0 +1,39 @@
+"""Tests for simclr_tf.visualize."""
+
+import numpy as np
+import pytest
+
+from simclr_tf.augmentation import SimCLRAugmentation
+from simclr_tf.visualize import augmentation_grid
+
+
+def test_augmentation_grid_writes_png(tmp_path):
+    from PIL import Image
+
+    images = [
+        np.random.default_rng(0).integers(0, 256, (20, 30, 3)).astype("uint8"),
+        np.random.default_rng(1).random((12, 12, 1)).astype("float32"),
+    ]
+    path = tmp_path / "grid.png"
+    grid = augmentation_grid(images, SimCLRAugmentation(8, seed=0), str(path), num_views=3, padding=2)
+    assert grid.shape == (2 + 2 * 10, 2 + 4 * 10, 3) and grid.dtype == np.uint8
+    np.testing.assert_array_equal(np.asarray(Image.open(path)), grid)
+    # Views of one image differ from each other.
+    first, second = grid[2:10, 12:20], grid[2:10, 22:30]
+    assert np.abs(first.astype(int) - second).max() > 0
+
+
+def test_augmentation_grid_with_skimage_photos(tmp_path):
+    data = pytest.importorskip("skimage.data")
+    images = [data.astronaut()[::8, ::8], data.chelsea()[::8, ::8]]
+    grid = augmentation_grid(images, SimCLRAugmentation(16, seed=0), str(tmp_path / "g.png"), num_views=2)
+    assert grid.shape[:2] == (4 + 2 * 20, 4 + 3 * 20)
+
+
+@pytest.mark.parametrize(
+    "images, views, match",
+    [([np.zeros((4, 4))], 2, "image.shape"), ([], 2, "at least one"), ([np.zeros((4, 4, 3))], 0, "num_views=0")],
+)
+def test_augmentation_grid_rejects_bad_arguments(tmp_path, images, views, match):
+    with pytest.raises(ValueError, match=match):
+        augmentation_grid(images, SimCLRAugmentation(8), str(tmp_path / "x.png"), num_views=views)
