@@ -12,7 +12,7 @@ from simclr_tf import data  # noqa: F401
 from simclr_tf.heads import ProjectionHead  # noqa: F401
 from simclr_tf.losses import NTXentLoss, nt_xent  # noqa: F401
 from simclr_tf.model import SimCLR  # noqa: F401
-from simclr_tf.optimizers import LARS, WarmupCosine  # noqa: F401
+from simclr_tf.optimizers import LARS, WarmupCosine, peak_learning_rate  # noqa: F401
 from simclr_tf.resnet import resnet  # noqa: F401
 from simclr_tf.export import export_encoder  # noqa: F401
 from simclr_tf import evaluation  # noqa: F401

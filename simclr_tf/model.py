@@ -47,6 +47,15 @@ def _unpack(data):
     return data, None
 
 
+def _multi_worker():
+    if not tf.distribute.has_strategy():
+        return False
+    strategy = tf.distribute.get_strategy()
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
+        strategy.extended._in_multi_worker_mode()  # noqa: SLF001 (as Keras checks it)
+    )
+
+
 @keras.saving.register_keras_serializable(package="simclr_tf")
 class SimCLR(keras.Model):
     """SimCLR contrastive pretraining as a self-training Keras model.
@@ -180,6 +189,17 @@ class SimCLR(keras.Model):
         if not self.optimizer.built:
             self.optimizer.build(self.contrastive_variables)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Every layer is built in the constructor and the optimiser in
+        # `compile`, so Keras's symbolic build has nothing to do. Skipping it
+        # also skips the cross-worker MEAN all-reduce of a data batch that
+        # Keras 3 runs under MultiWorkerMirroredStrategy just to read shapes,
+        # which fails on uint8 images ("Value for attr 'T' of uint8 is not in
+        # the list of allowed values").
+        if self.optimizer is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.contrastive_variables)
+
     def call(self, images, training=False):
         views = self.augmenter(images, training=False)
         return self.encoder(views, training=training)
@@ -214,7 +234,15 @@ class SimCLR(keras.Model):
             probe_loss, labels, logits = probe
             self.probe_loss_tracker.update_state(probe_loss)
             self.probe_acc_tracker.update_state(labels, logits)
-        return {m.name: m.result() for m in self.metrics}
+        logs = {m.name: m.result() for m in self.metrics}
+        if _multi_worker():
+            # Keras 3 reduces step outputs across workers with
+            # strategy.reduce(MEAN, v, axis=0), which fails on scalars
+            # ("Invalid reduction dimension 0 for input with 0 dimensions",
+            # tensorflow/tensorflow#72388). A length-1 axis reduces to the
+            # same scalar.
+            logs = {k: ops.reshape(v, (1,)) for k, v in logs.items()}
+        return logs
 
     def train_step(self, data):
         images, labels = _unpack(data)

@@ -20,3 +20,16 @@ try:
     )
 except RuntimeError:  # Runtime already initialised by an earlier import.
     pass
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def mirrored_strategy():
+    """One 2-replica MirroredStrategy per test process.
+
+    Two MirroredStrategy objects over the same devices in one process can
+    collide on collective instance keys ("Collective instance 100 expected
+    type 0 ..."), so every test shares this one.
+    """
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

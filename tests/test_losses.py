@@ -96,11 +96,7 @@ def test_loss_class_wraps_function_and_serialises():
     assert isinstance(restored, NTXentLoss) and restored.temperature == 0.3
 
 
-def _mirrored():
-    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-
-
-def test_mirrored_loss_and_gradients_equal_single_device():
+def test_mirrored_loss_and_gradients_equal_single_device(mirrored_strategy):
     """Negatives come from the global batch under a 2-replica strategy."""
     rng = np.random.default_rng(3)
     z1 = rng.normal(size=(8, 5)).astype("float32")
@@ -116,7 +112,7 @@ def test_mirrored_loss_and_gradients_equal_single_device():
 
     single_loss, (g1, g2) = loss_and_grads(z1, z2)
 
-    strategy = _mirrored()
+    strategy = mirrored_strategy
 
     def split(x):
         return strategy.experimental_distribute_values_from_function(

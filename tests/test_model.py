@@ -152,11 +152,10 @@ def test_any_keras_model_works_as_encoder():
 
 
 @pytest.mark.slow
-def test_mirrored_strategy_fit_with_unbuilt_head(fmnist):
+def test_mirrored_strategy_fit_with_unbuilt_head(fmnist, mirrored_strategy):
     """The head is built in the constructor, so no variable appears late."""
     images, labels = fmnist
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    with strategy.scope():
+    with mirrored_strategy.scope():
         model = make_model(num_classes=10)
         model.compile(optimizer=simclr_tf.LARS(0.1))
     logs = model.fit(images, labels, batch_size=16, epochs=1, verbose=0).history

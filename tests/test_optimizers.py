@@ -411,8 +411,8 @@ def fit_regression(strategy, weights, batch_norm=True, jit_compile=False):
     return model
 
 
-def test_mirrored_strategy_matches_single_device():
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+def test_mirrored_strategy_matches_single_device(mirrored_strategy):
+    strategy = mirrored_strategy
     assert strategy.num_replicas_in_sync == 2
     keras.utils.set_random_seed(0)
     init = regression_model(batch_norm=True).get_weights()
