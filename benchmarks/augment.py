@@ -154,3 +154,74 @@ def keras_cv_pipeline(size, blur, strength=1.0):
             keras_cv.layers.RandomApply(keras_cv.layers.RandomGaussianBlur(kernel, factor=(0.1, 2.0)), rate=0.5)
         )
     return keras.Sequential(layers)
+
+
+def _best_rate(run_batch, batch, steps, repeats):
+    run_batch()  # warm-up (tracing / compilation)
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            run_batch()
+        best = max(best, batch * steps / (time.perf_counter() - start))
+    return best
+
+
+def measure(size, source, blur, batch, steps, repeats):
+    from simclr_tf.augmentation import SimCLRAugmentation
+
+    images = tf.constant(np.random.default_rng(0).integers(0, 256, (batch, source, source, 3), dtype=np.uint8))
+    rates = {}
+    for name, jit in (("ours/tf.function", False), ("ours/XLA", True)):
+        layer = SimCLRAugmentation(size, blur=blur, seed=0)
+        fn = tf.function(lambda x, layer=layer: layer(x, training=True), jit_compile=jit)
+        rates[name] = _best_rate(lambda fn=fn: fn(images).numpy(), batch, steps, repeats)
+    try:
+        pipeline = keras_cv_pipeline(size, blur)
+        floats = tf.cast(images, tf.float32) / 255.0
+        fn = tf.function(lambda x: pipeline(x, training=True))
+        rates["keras-cv"] = _best_rate(lambda: fn(floats).numpy(), batch, max(1, steps // 2), repeats)
+    except ImportError:
+        rates["keras-cv"] = None
+    dataset = (
+        tf.data.Dataset.from_tensors(images)
+        .unbatch()
+        .repeat()
+        .map(functools.partial(authors_view, size=size, blur=blur), num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(batch)
+        .prefetch(2)
+    )
+    iterator = iter(dataset)
+    rates["authors/tf.data"] = _best_rate(lambda: next(iterator).numpy(), batch, steps, repeats)
+    return rates
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=4, help="batches per timed run")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs; the best is kept")
+    parser.add_argument("--sizes", type=int, nargs="*", default=[s for s, _, _ in SETTINGS])
+    args = parser.parse_args()
+    columns = ("ours/tf.function", "ours/XLA", "keras-cv", "authors/tf.data")
+    print(f"batch {args.batch}; images/s (best of {args.repeats} x {args.steps} batches); ratio = ours/XLA / column")
+    print("| setting | " + " | ".join(columns) + " | ours/XLA vs keras-cv | ours/XLA vs authors | "
+          "ours/tf.function vs keras-cv | ours/tf.function vs authors |")
+    print("|" + "---|" * (len(columns) + 5))
+    for size, source, blur in SETTINGS:
+        if size not in args.sizes:
+            continue
+        rates = measure(size, source, blur, args.batch, args.steps, args.repeats)
+        cells = [f"{rates[c]:,.0f}" if rates[c] else "n/a" for c in columns]
+
+        def ratio(a, b):
+            return f"{rates[a] / rates[b]:.1f}x" if rates[b] else "n/a"
+
+        setting = f"{size} px from {source} px, {'blur' if blur else 'no blur'}"
+        print(f"| {setting} | " + " | ".join(cells) + f" | {ratio('ours/XLA', 'keras-cv')} | "
+              f"{ratio('ours/XLA', 'authors/tf.data')} | {ratio('ours/tf.function', 'keras-cv')} | "
+              f"{ratio('ours/tf.function', 'authors/tf.data')} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -66,6 +66,17 @@ def batch_size(images):
     return images.shape[0] if images.shape[0] is not None else ops.shape(images)[0]
 
 
+def select_images(mask, if_true, if_false):
+    """Per-image choice between two batches: ``mask`` is bool ``(B,)``.
+
+    Written as ``a * m + b * (1 - m)`` rather than a broadcasting ``where``:
+    TensorFlow's broadcasting select is about 3x slower on CPU, and the blend is
+    exact for a 0/1 mask and finite inputs.
+    """
+    m = ops.reshape(ops.cast(mask, if_true.dtype), (-1, 1, 1, 1))
+    return if_true * m + if_false * (1.0 - m)
+
+
 def validate_rate(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
         raise ValueError(f"`{name}` must be a probability in [0, 1]. Received: {name}={value}")

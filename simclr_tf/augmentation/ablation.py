@@ -189,5 +189,4 @@ class RandomRotate90(_base.BaseAugmentation):
         rot90 = ops.flip(transposed, axis=1)  # counter-clockwise, as tf.image.rot90
         rot180 = ops.flip(ops.flip(images, axis=1), axis=2)
         rot270 = ops.flip(transposed, axis=2)
-        quarter = _per_image(quarter)
-        return ops.where(quarter == 1.0, rot90, ops.where(quarter == 2.0, rot180, rot270))
+        return _base.select_images(quarter == 1.0, rot90, _base.select_images(quarter == 2.0, rot180, rot270))

@@ -56,8 +56,7 @@ class RandomApply(_base.BaseAugmentation):
         out = ops.cast(out, "float32")
         if self.rate == 1.0:
             return out
-        mask = ops.reshape(self.bernoulli(_base.batch_size(images), self.rate), (-1, 1, 1, 1))
-        return ops.where(mask, out, images)
+        return _base.select_images(self.bernoulli(_base.batch_size(images), self.rate), out, images)
 
     def get_config(self):
         config = super().get_config()

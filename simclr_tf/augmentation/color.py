@@ -9,19 +9,20 @@ after each operation (the authors' ``color_jitter_rand``).
 The batched operations equal the ``tf.image`` ones for per-image factors:
 ``adjust_brightness`` (v1, additive) or ``image * factor`` (v2),
 ``adjust_contrast``, ``adjust_saturation``, ``adjust_hue`` and
-``rgb_to_grayscale`` (to float rounding, about 1e-6). Saturation and hue are
-computed in closed form from the channel max and min instead of a full HSV
-round trip: scaling the HSV saturation by ``f`` (clipped to 1) maps every
-channel to ``max - (max - c) * min(f, max / (max - min))``, and a hue rotation
-keeps max and min and moves each channel along the hexcone profile.
+``rgb_to_grayscale`` (to float rounding, about 1e-6). Saturation and hue go
+through ``keras.ops.image.rgb_to_hsv`` / ``hsv_to_rgb``, single fused kernels
+on TensorFlow (with XLA lowerings).
 
-Random order without running every operation four times: brightness, contrast
-and saturation are all of the form ``x * a + b`` (``a``, ``b`` per image, per
-pixel for saturation), so at each of the four positions one affine map does the
-work of whichever of the three an image drew there, and hue is computed once
-per position and selected for the images that drew it. That is 4 affine maps
-and 4 hue rotations instead of 16 operations, with the same result as applying
-the ops one by one (tested against the ``tf.image`` reference).
+Random order without running every operation four times: brightness and
+contrast are both ``x * a + b`` with per-image ``a``, ``b``, and saturation and
+hue are both one HSV round trip with per-image (scale, shift), so at each of the
+four positions every image takes one affine map or one HSV round trip, whichever
+its drawn operation needs, with identity factors for the rest. That is 4 affine
+maps and 4 HSV round trips instead of 16 operations, with the same result as
+applying the ops one by one (tested against the ``tf.image`` reference).
+Measured at 32 px, batch 256: under ``tf.function`` this form was about 3x faster
+than a closed-form RGB saturation/hue written with elementwise ops (fewer
+passes over memory), and under XLA about as fast.
 """
 
 import keras
@@ -51,35 +52,27 @@ def adjust_contrast(images, factor):
     return (images - mean) * _per_image(factor) + mean
 
 
-def _saturation_gain(value, chroma, factor):
-    # Scaling S = chroma / value by factor, clipped to 1, scales (value - c) by
-    # min(factor, value / chroma). chroma = 0 leaves the pixel grey either way.
-    return ops.minimum(factor, value / ops.maximum(chroma, _EPS))
+def _hsv_adjust(images, saturation, hue):
+    # One HSV round trip: scale S by ``saturation`` (clipped to 1) and rotate H
+    # by ``hue`` turns, per image. keras.ops.image's conversions are single
+    # fused kernels on TensorFlow (RGBToHSV / HSVToRGB, both with XLA kernels).
+    hsv = ops.image.rgb_to_hsv(images)
+    one, zero = ops.ones_like(saturation), ops.zeros_like(saturation)
+    scale = ops.reshape(ops.stack([one, saturation, one], axis=-1), (-1, 1, 1, 3))
+    shift = ops.reshape(ops.stack([hue, zero, zero], axis=-1), (-1, 1, 1, 3))
+    hsv = hsv * scale + shift
+    hsv = hsv - ops.floor(hsv) * ops.convert_to_tensor([1.0, 0.0, 0.0])  # hue wraps around
+    return ops.image.hsv_to_rgb(ops.clip(hsv, 0.0, 1.0))
 
 
 def adjust_saturation(images, factor):
     """Per-image saturation scale, as ``tf.image.adjust_saturation``."""
-    value = ops.max(images, axis=-1, keepdims=True)
-    chroma = value - ops.min(images, axis=-1, keepdims=True)
-    gain = _saturation_gain(value, chroma, _per_image(factor))
-    return value - (value - images) * gain
-
-
-def _hue_rotate(images, value, chroma, delta):
-    r, g, b = images[..., 0:1], images[..., 1:2], images[..., 2:3]
-    inv = 1.0 / ops.maximum(chroma, _EPS)
-    hue = ops.where(value == r, (g - b) * inv, ops.where(value == g, (b - r) * inv + 2.0, (r - g) * inv + 4.0))
-    hue = ops.mod(hue + 6.0 * delta, 6.0)
-    # Channel n of the hexcone: value - chroma * clip(min(k, 4 - k), 0, 1), k = (n + hue) mod 6.
-    k = ops.mod(ops.convert_to_tensor([5.0, 3.0, 1.0]) + hue, 6.0)
-    return value - chroma * ops.clip(ops.minimum(k, 4.0 - k), 0.0, 1.0)
+    return _hsv_adjust(images, factor, ops.zeros_like(factor))
 
 
 def adjust_hue(images, delta):
     """Per-image hue rotation by ``delta`` (in turns), as ``tf.image.adjust_hue``."""
-    value = ops.max(images, axis=-1, keepdims=True)
-    chroma = value - ops.min(images, axis=-1, keepdims=True)
-    return _hue_rotate(images, value, chroma, _per_image(delta))
+    return _hsv_adjust(images, ops.ones_like(delta), delta)
 
 
 def rgb_to_grayscale(images):
@@ -106,20 +99,18 @@ def jitter_in_order(images, brightness, contrast, saturation, hue, order, varian
     bright_a, bright_b = (brightness, zero) if variant == "v2" else (one, brightness)
     for position in range(4):
         op = order[:, position]
-        is_bright, is_contrast, is_sat, is_hue = (_per_image(op == i) for i in range(4))
-        value = ops.max(images, axis=-1, keepdims=True)
-        chroma = value - ops.min(images, axis=-1, keepdims=True)
+        is_bright, is_contrast, is_sat, is_hue = (op == i for i in range(4))
+        # Brightness and contrast are x * a + b per image: brightness a = f
+        # (v2) or 1, b = 0 or delta (v1); contrast a = f, b = mean * (1 - f).
+        a = ops.where(is_bright, bright_a, ops.where(is_contrast, contrast, one))
+        b = ops.where(is_bright, bright_b, zero)
         mean = ops.mean(images, axis=(1, 2), keepdims=True)
-        # x * a + b: brightness (a = f or 1, b = 0 or delta), contrast
-        # (a = f, b = mean * (1 - f)), saturation (a = gain, b = value * (1 - gain)).
-        scalar_a = ops.where(is_bright, _per_image(bright_a), ops.where(is_contrast, _per_image(contrast), 1.0))
-        scalar_b = ops.where(is_bright, _per_image(bright_b), ops.where(is_contrast, mean * (1.0 - _per_image(contrast)), 0.0))
-        gain = _saturation_gain(value, chroma, _per_image(saturation))
-        a = ops.where(is_sat, gain, scalar_a)
-        b = ops.where(is_sat, value * (1.0 - gain), scalar_b)
-        affine = images * a + b
-        rotated = _hue_rotate(images, value, chroma, _per_image(hue))
-        images = ops.clip(ops.where(is_hue, rotated, affine), 0.0, 1.0)
+        contrast_mean = ops.cast(_per_image(is_contrast), "float32") * (1.0 - _per_image(contrast))
+        offset = _per_image(b) + mean * contrast_mean
+        affine = images * _per_image(a) + offset
+        # Saturation and hue share one HSV round trip (identity factors for the others).
+        hsv = _hsv_adjust(images, ops.where(is_sat, saturation, one), ops.where(is_hue, hue, zero))
+        images = ops.clip(_base.select_images(ops.logical_or(is_sat, is_hue), hsv, affine), 0.0, 1.0)
     return images
 
 
@@ -189,7 +180,7 @@ class RandomColorJitter(_base.BaseAugmentation):
         factors, order = sample_jitter(self.seed_generator, batch, jitter_ranges(self.strength, self.variant))
         out = jitter_in_order(images, *factors, order, self.variant)
         if self.rate < 1.0:
-            out = ops.where(_per_image(self.bernoulli(batch, self.rate)), out, images)
+            out = _base.select_images(self.bernoulli(batch, self.rate), out, images)
         return out
 
     def get_config(self):
@@ -227,7 +218,7 @@ class RandomGrayscale(_base.BaseAugmentation):
         if not training:
             return images
         mask = self.bernoulli(_base.batch_size(images), self.rate)
-        return ops.where(_per_image(mask), rgb_to_grayscale(images), images)
+        return _base.select_images(mask, rgb_to_grayscale(images), images)
 
     def get_config(self):
         config = super().get_config()
@@ -287,10 +278,10 @@ class ColorDistortion(_base.BaseAugmentation):
         if self.mode in ("both", "jitter") and self.jitter_rate > 0:
             factors, order = sample_jitter(self.seed_generator, batch, jitter_ranges(self.strength, self.variant))
             jittered = jitter_in_order(images, *factors, order, self.variant)
-            images = ops.where(_per_image(self.bernoulli(batch, self.jitter_rate)), jittered, images)
+            images = _base.select_images(self.bernoulli(batch, self.jitter_rate), jittered, images)
         if self.mode in ("both", "grayscale") and self.grayscale_rate > 0:
-            gray = _per_image(self.bernoulli(batch, self.grayscale_rate))
-            images = ops.where(gray, rgb_to_grayscale(images), images)
+            gray = self.bernoulli(batch, self.grayscale_rate)
+            images = _base.select_images(gray, rgb_to_grayscale(images), images)
         return images
 
     def get_config(self):

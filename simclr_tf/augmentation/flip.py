@@ -40,7 +40,7 @@ class RandomFlip(_base.BaseAugmentation):
         if not training:
             return images
         flip = self.bernoulli(_base.batch_size(images), self.rate)
-        return ops.where(ops.reshape(flip, (-1, 1, 1, 1)), ops.flip(images, axis=2), images)
+        return _base.select_images(flip, ops.flip(images, axis=2), images)
 
     def get_config(self):
         config = super().get_config()
