@@ -9,7 +9,8 @@ writes into --output_dir:
 
 - `results.json` (atomically): test top-1 / top-5, the fraction, the number
   of labelled examples, the per-epoch history and the settings;
-- `tensorboard/`: per-epoch training loss and accuracy, final metrics;
+- `tensorboard/`: per-epoch training loss and accuracy
+  (`finetune_train/loss`, `finetune_train/acc`), final `finetune/top1`, `top5`;
 - `encoder.keras`: the fine-tuned encoder (--save_encoder).
 
     python -m experiments.finetune --encoder=runs/default --label_fraction=0.01
@@ -43,7 +44,7 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_boolean("save_encoder", True, "Write the fine-tuned encoder as encoder.keras.", **fv)
     flags.DEFINE_integer("seed", 0, "Seed of the label subset, initialisation and augmentation.", **fv)
     flags.DEFINE_string("output_dir", "runs/finetune", "Where results.json, logs and the encoder go.", **fv)
-    flag_values.mark_as_required("encoder")
+    flags.mark_flag_as_required("encoder", flag_values=flag_values)
 
 
 def main(argv, flag_values=flags.FLAGS):
@@ -66,8 +67,7 @@ def main(argv, flag_values=flags.FLAGS):
     scores, classifier = evaluation.finetune(
         model, train, test, label_fraction=f.label_fraction, head_layer=f.head_layer,
         augment=f.augment, epochs=f.epochs, batch_size=f.batch_size,
-        learning_rate=f.learning_rate, seed=f.seed,
-        callbacks=[keras.callbacks.TensorBoard(logdir)], return_model=True,
+        learning_rate=f.learning_rate, seed=f.seed, return_model=True,
     )
     results = {
         "encoder": os.path.abspath(f.encoder),
@@ -76,6 +76,7 @@ def main(argv, flag_values=flags.FLAGS):
         "finetune_seconds": round(time.time() - start, 1),
         **scores,
     }
+    linear_eval.write_history(logdir, scores["history"], "finetune_train")
     linear_eval.write_scalars(
         logdir, {f"finetune/{k}": results[k] for k in ("top1", "top5")}, step=f.epochs)
     if f.save_encoder:

@@ -8,7 +8,8 @@ under --augment, else on cached features), and writes into --output_dir:
 - `embedding_tsne.png`: a t-SNE of test embeddings coloured by label
   (needs scikit-learn and matplotlib; --embedding_points=0 skips it);
 - `tensorboard/`: every metric as a scalar, the picture as an image, and
-  under --augment the per-epoch training loss and accuracy.
+  under --augment the per-epoch training loss and accuracy
+  (`linear_eval_train/loss`, `linear_eval_train/acc`).
 
     python -m experiments.linear_eval --encoder=runs/default
     python -m experiments.linear_eval --encoder=runs/default/encoder.keras \\
@@ -41,7 +42,7 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_integer("max_test_examples", None, "Seeded random subset of the test split (short runs).", **fv)
     flags.DEFINE_integer("seed", 0, "Seed of subsets, classifier, augmentation and t-SNE.", **fv)
     flags.DEFINE_string("output_dir", "runs/linear_eval", "Where results.json, the picture and logs go.", **fv)
-    flag_values.mark_as_required("encoder")
+    flags.mark_flag_as_required("encoder", flag_values=flag_values)
 
 
 def load_split(name, split, data_dir, limit, seed):
@@ -75,12 +76,47 @@ def class_names(dataset, num_classes):
     return [str(i) for i in range(num_classes)]
 
 
+def _summary_metadata(plugin):
+    from tensorflow.core.framework import summary_pb2
+
+    return summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin))
+
+
+# Summaries go through `tf.summary.write` with the plugin metadata that
+# TensorBoard reads, because `tf.summary.scalar` / `image` (and so Keras's
+# TensorBoard callback) need the separate `tensorboard` package, which
+# tensorflow 2.21 does not install.
+
+
 def write_scalars(logdir, scalars, step):
+    """Writes `{tag: number}` as TensorBoard scalars at `step`."""
     import tensorflow as tf
 
-    with tf.summary.create_file_writer(logdir).as_default():
+    writer = tf.summary.create_file_writer(logdir)
+    with writer.as_default():
         for key, value in scalars.items():
-            tf.summary.scalar(key, value, step=step)
+            tf.summary.write(key, tf.constant(float(value), tf.float32), step=step,
+                             metadata=_summary_metadata("scalars"))
+    writer.close()
+
+
+def write_history(logdir, history, prefix):
+    """Writes a Keras History dict as per-epoch scalars `prefix/<metric>`."""
+    for epoch in range(max((len(v) for v in history.values()), default=0)):
+        write_scalars(logdir, {f"{prefix}/{key}": values[epoch] for key, values in history.items()
+                               if epoch < len(values)}, step=epoch)
+
+
+def write_png(logdir, tag, png, height, width):
+    """Writes PNG bytes as a TensorBoard image."""
+    import tensorflow as tf
+
+    writer = tf.summary.create_file_writer(logdir)
+    with writer.as_default():
+        tensor = tf.constant([str(width).encode(), str(height).encode(), png])
+        tf.summary.write(tag, tensor, step=0, metadata=_summary_metadata("images"))
+    writer.close()
 
 
 def plot_embedding(features, labels, names, path, seed, logdir=None):
@@ -113,12 +149,10 @@ def plot_embedding(features, labels, names, path, seed, logdir=None):
         fig.savefig(tmp, format="png")
     plt.close(fig)
     if logdir is not None:
-        import tensorflow as tf
-
         with open(path, "rb") as f:
-            image = tf.image.decode_png(f.read(), channels=4)[tf.newaxis]
-        with tf.summary.create_file_writer(logdir).as_default():
-            tf.summary.image("embedding_tsne", image, step=0)
+            png = f.read()
+        width, height = fig.canvas.get_width_height()
+        write_png(logdir, "embedding_tsne", png, height, width)
     return path
 
 
@@ -140,12 +174,12 @@ def main(argv, flag_values=flags.FLAGS):
     test = load_split(f.dataset, "test", f.data_dir, f.max_test_examples, f.seed + 1)
 
     start = time.time()
-    callbacks = [keras.callbacks.TensorBoard(logdir)] if f.augment else None
     scores = evaluation.linear_eval(
         model, train, test, augment=f.augment, epochs=f.epochs, batch_size=f.batch_size,
         learning_rate=f.learning_rate, weight_decay=f.weight_decay, seed=f.seed,
-        callbacks=callbacks,
     )
+    if "history" in scores:
+        write_history(logdir, scores["history"], "linear_eval_train")
     results = {
         "encoder": os.path.abspath(f.encoder),
         "dataset": f.dataset,
@@ -156,9 +190,9 @@ def main(argv, flag_values=flags.FLAGS):
     }
 
     if f.knn_k > 0 or f.embedding_points > 0:
-        xte, yte = evaluation.labelled_features(model, test, f.batch_size)
+        (xtr, ytr), (xte, yte) = evaluation.labelled_features(
+            model, train, test, batch_size=f.batch_size)
     if f.knn_k > 0:
-        xtr, ytr = evaluation.labelled_features(model, train, f.batch_size)
         results["knn_top1"] = evaluation.knn_accuracy(xtr, ytr, xte, yte, k=f.knn_k, temperature=0.1)
         results["knn_k"] = f.knn_k
     if f.embedding_points > 0:
