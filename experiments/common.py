@@ -82,7 +82,7 @@ def on_accelerator():
     return bool(tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"))
 
 
-def build_encoder(config):
+def build_encoder(config, zero_init_residual=True):
     enc = config["encoder"]
     size = config["image_size"]
     return simclr_tf.resnet(
@@ -91,6 +91,7 @@ def build_encoder(config):
         input_shape=(size, size, 3),
         small_images=enc["small_images"],
         sync_batch_norm=config.get("sync_batch_norm", False),
+        zero_init_residual=zero_init_residual,
     )
 
 

@@ -37,6 +37,7 @@ def main(argv):
     del argv
     import keras
     import simclr_tf
+    from simclr_tf import callbacks as callbacks_lib
     from simclr_tf import data, evaluation
     from simclr_tf.io import save_keras, write_json
 
@@ -70,15 +71,23 @@ def main(argv):
         model.compile(optimizer=common.build_optimizer(config, steps),
                       jit_compile=common.resolve_jit(config))
     logging.info("Encoder %s: %d parameters", model.encoder.name, model.encoder.count_params())
+    guard = callbacks_lib.StopOnNonFiniteLoss()
     callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(out, "checkpoints")),
+        guard,
+        keras.callbacks.BackupAndRestore(os.path.join(out, "backup")),
+        callbacks_lib.AtomicCheckpoint(os.path.join(out, "checkpoints"), keep=3),
         keras.callbacks.TensorBoard(os.path.join(out, "tensorboard")),
-        keras.callbacks.TerminateOnNaN(),
     ]
     start = time.time()
     history = model.fit(train, epochs=config["epochs"], steps_per_epoch=steps,
                         callbacks=callbacks, verbose=1)
     train_seconds = time.time() - start
+    if guard.stopped_at is not None:
+        epoch, batch, loss = guard.stopped_at
+        raise SystemExit(
+            f"Training stopped: loss {loss} at epoch {epoch}, batch {batch}. "
+            f"Checkpoints up to the last good epoch are in {out}/checkpoints."
+        )
 
     save_keras(model.encoder, os.path.join(out, "encoder.keras"))
     save_keras(model, os.path.join(out, "simclr.keras"))
@@ -116,7 +125,9 @@ def run_probes(config, model, data, evaluation, common):
     keras.utils.set_random_seed(config["seed"] + 1)
     candidates = {
         "learned": model.encoder,
-        "random": common.build_encoder(config),
+        # The strong form of this baseline: plain init (BN gamma 1 in every
+        # block) rather than the zero-gamma residual init used for training.
+        "random": common.build_encoder(config, zero_init_residual=False),
         "pixels": keras.layers.Flatten(),
     }
     for name, encoder in candidates.items():

@@ -189,6 +189,19 @@ class SimCLR(keras.Model):
         if not self.optimizer.built:
             self.optimizer.build(self.contrastive_variables)
 
+    def compile_from_config(self, config):
+        # `.keras` loading calls this; our compile takes only the optimiser
+        # and Keras's own options (no loss or metrics to restore).
+        config = dict(config or {})
+        optimizer = config.get("optimizer")
+        if optimizer is None:
+            return
+        if isinstance(optimizer, dict):
+            optimizer = keras.optimizers.deserialize(optimizer)
+        options = {k: config[k] for k in ("run_eagerly", "steps_per_execution", "jit_compile")
+                   if k in config}
+        self.compile(optimizer=optimizer, **options)
+
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Every layer is built in the constructor and the optimiser in
         # `compile`, so Keras's symbolic build has nothing to do. Skipping it

@@ -49,7 +49,7 @@ def _conv(filters, kernel, stride, name):
     )
 
 
-def _block(x, filters, stride, kind, name, sync):
+def _block(x, filters, stride, kind, name, sync, zero_gamma):
     out_filters = filters * 4 if kind == "bottleneck" else filters
     shortcut = x
     if stride != 1 or x.shape[-1] != out_filters:
@@ -60,7 +60,7 @@ def _block(x, filters, stride, kind, name, sync):
         x = _bn(f"{name}_bn1", sync)(x)
         x = layers.ReLU(name=f"{name}_relu1")(x)
         x = _conv(filters, 3, 1, f"{name}_conv2")(x)
-        x = _bn(f"{name}_bn2", sync, zero_gamma=True)(x)
+        x = _bn(f"{name}_bn2", sync, zero_gamma=zero_gamma)(x)
     else:
         x = _conv(filters, 1, 1, f"{name}_conv1")(x)
         x = _bn(f"{name}_bn1", sync)(x)
@@ -69,7 +69,7 @@ def _block(x, filters, stride, kind, name, sync):
         x = _bn(f"{name}_bn2", sync)(x)
         x = layers.ReLU(name=f"{name}_relu2")(x)
         x = _conv(out_filters, 1, 1, f"{name}_conv3")(x)
-        x = _bn(f"{name}_bn3", sync, zero_gamma=True)(x)
+        x = _bn(f"{name}_bn3", sync, zero_gamma=zero_gamma)(x)
     x = layers.Add(name=f"{name}_add")([x, shortcut])
     return layers.ReLU(name=f"{name}_out")(x)
 
@@ -80,6 +80,7 @@ def resnet(
     input_shape=(224, 224, 3),
     small_images=False,
     sync_batch_norm=False,
+    zero_init_residual=True,
     name=None,
 ):
     """Builds a ResNet v1 encoder from images to pooled features.
@@ -94,6 +95,8 @@ def resnet(
         small_images: the CIFAR-style stem (3x3 stride-1 convolution, no
             max-pool) for images of about 32 px.
         sync_batch_norm: global BN: batch statistics over all replicas.
+        zero_init_residual: start the last BN gamma of each residual block
+            at 0 (the paper's choice); False gives the plain He/ones init.
         name: model name; defaults to `resnet{depth}`.
 
     Returns:
@@ -150,6 +153,7 @@ def resnet(
             x = _block(
                 x, filters, stride, kind, f"stage{stage + 1}_block{block + 1}",
                 sync_batch_norm,
+                zero_init_residual,
             )
     outputs = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     return keras.Model(inputs, outputs, name=name or f"resnet{depth}")
