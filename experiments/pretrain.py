@@ -115,9 +115,12 @@ def run_probes(config, model, data, evaluation, common):
     """Linear probes on frozen features: learned, random init, raw pixels."""
     import keras
 
+    limit = config["probe"].get("max_examples")
+
     def split(name):
-        return data.load(config["dataset"], split=name, batch_size=500, shuffle=False,
-                         drop_remainder=False, data_dir=config.get("data_dir"))
+        ds = data.load(config["dataset"], split=name, batch_size=500, shuffle=False,
+                       drop_remainder=False, data_dir=config.get("data_dir"))
+        return ds.unbatch().take(limit).batch(500) if limit else ds
 
     eval_view = lambda x: model.augmenter(x, training=False)  # noqa: E731
     epochs = config["probe"]["epochs"]

@@ -35,6 +35,8 @@ def get_config():
         },
         "jit_compile": "auto",
         "sync_batch_norm": False,
-        "probe": {"epochs": 100},
+        # Linear probes after pretraining; max_examples caps each split
+        # (None: all of it).
+        "probe": {"epochs": 100, "max_examples": None},
         "num_classes": 10,
     }
