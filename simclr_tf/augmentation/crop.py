@@ -24,10 +24,13 @@ ROI-align and ``tf.image.crop_and_resize`` do) instead of being renormalised at
 the box edge as slicing then resizing does; this only touches the outermost
 output pixels. Bicubic overshoot is clipped to [0, 1].
 
-Measured on the project's 2-core CPU (batch 256, float32): the matrix form was
-as fast as or faster than gathering the 4 taps per output pixel at 32 px under
-``tf.function`` and several times faster than ``tf.gather`` forms without XLA;
-see ``docs/BENCHMARKS.md``.
+Measured on the project's shared 2-core CPU (batch 256, float32, 4-tap
+bicubic gathers as the alternative): at 32 px the matrices and the gathers ran
+at the same speed under XLA and the matrices were 2x faster under
+``tf.function``; at 96 and 224 px the gathers were 1.5-2.5x faster under XLA but
+2-5x slower under ``tf.function`` (``GatherV2`` with batch dims is slow there)
+and they need a static tap count. The matrices are kept as the one code path
+for every mode; see ``docs/BENCHMARKS.md``.
 """
 
 import math
