@@ -21,7 +21,6 @@ def _finite(logs):
         return True
 
 
-@keras.saving.register_keras_serializable(package="simclr_tf")
 class AtomicCheckpoint(keras.callbacks.Callback):
     """Saves model weights each epoch, atomically, keeping the newest `keep`.
 
