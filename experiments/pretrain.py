@@ -2,10 +2,19 @@
 
 With no flags it pretrains a small ResNet-18 on the Fashion-MNIST subset
 shipped in the package (about 5 minutes on a 2-core CPU), then writes into
-`--output_dir`: the backup checkpoint (resumes an interrupted run), TensorBoard
-logs, the encoder and the whole model as `.keras`, a SavedModel of the encoder
-and `metrics.json` with the linear-probe top-1 of the learned encoder, a
-randomly initialised encoder of the same architecture, and raw pixels.
+`--output_dir`: `backup/` (the resumable training state), `checkpoints/` (the
+newest per-epoch weights), TensorBoard logs, the encoder and the whole model as
+`.keras`, a SavedModel of the encoder and `metrics.json` with the linear-probe
+top-1 of the learned encoder, a randomly initialised encoder of the same
+architecture, and raw pixels. Every artefact is written under a temporary name
+and renamed, and nothing is written before the config, data and model are
+checked, so a bad input leaves `--output_dir` untouched.
+
+Fault tolerance: re-running the same command with the same `--output_dir`
+resumes from the newest backup (weights, optimizer state and step, augmenter
+random state, epoch counter); the data stream skips the batches the finished
+epochs consumed, so a resumed run sees the batches an uninterrupted one would.
+A finished run's backup is kept, so re-running it only redoes the exports.
 
     python -m experiments.pretrain
     python -m experiments.pretrain --config=default --epochs=2 --output_dir=/tmp/run
@@ -14,6 +23,8 @@ randomly initialised encoder of the same architecture, and raw pixels.
 
 import json
 import os
+import shutil
+import tempfile
 import time
 
 from absl import app, flags, logging
@@ -31,11 +42,20 @@ flags.DEFINE_multi_string("set", [], "Config override key.sub=value (repeatable)
 flags.DEFINE_enum("strategy", "default", common.STRATEGIES, "tf.distribute strategy.")
 flags.DEFINE_string("tpu", "", "TPU address for --strategy=tpu.")
 flags.DEFINE_boolean("probe", True, "Run the final linear probes and baselines.")
+flags.DEFINE_integer("backup_every_steps", 0, "Also back up every N steps (0: every epoch only).")
+flags.DEFINE_boolean("deterministic", False, "tf.config.experimental.enable_op_determinism().")
+
+
+# What this entry point writes at the top of --output_dir (besides backup/,
+# checkpoints/ and tensorboard/).
+ARTEFACTS = ("encoder.keras", "simclr.keras", "saved_model", "metrics.json")
 
 
 def main(argv):
     del argv
     import keras
+    import tensorflow as tf
+
     import simclr_tf
     from simclr_tf import callbacks as callbacks_lib
     from simclr_tf import data, evaluation
@@ -47,9 +67,16 @@ def main(argv):
             config[key] = getattr(FLAGS, key)
     config = common.apply_overrides(config, FLAGS.set)
     common.check_config(config)
+    if FLAGS.backup_every_steps < 0:
+        raise ValueError(
+            f"`--backup_every_steps` must be >= 0. Received: backup_every_steps={FLAGS.backup_every_steps}"
+        )
     out = os.path.abspath(FLAGS.output_dir)
-    os.makedirs(out, exist_ok=True)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"`--output_dir` exists and is not a folder. Received: output_dir={out!r}")
     keras.utils.set_random_seed(config["seed"])
+    if FLAGS.deterministic:
+        tf.config.experimental.enable_op_determinism()
 
     strategy = common.make_strategy(FLAGS.strategy, FLAGS.tpu)
     replicas = strategy.num_replicas_in_sync
@@ -71,32 +98,58 @@ def main(argv):
         model.compile(optimizer=common.build_optimizer(config, steps),
                       jit_compile=common.resolve_jit(config))
     logging.info("Encoder %s: %d parameters", model.encoder.name, model.encoder.count_params())
+
+    # Non-chief workers of a multi-worker job run every save (they may read
+    # distributed variables) into a scratch folder that is deleted at exit.
+    chief = callbacks_lib.is_chief(strategy)
+    write_dir = out if chief else tempfile.mkdtemp(prefix="simclr_worker_")
+    run_info = {"config": {k: v for k, v in config.items() if k != "probe"}, "steps_per_epoch": steps}
+    backup = callbacks_lib.ResumableBackup(
+        os.path.join(out, "backup"), save_freq=FLAGS.backup_every_steps or "epoch", keep=2,
+        run_info=run_info,
+    )
+    if chief:
+        callbacks_lib.remove_temporaries(out, ARTEFACTS)
+    resumed = backup.restore(model)
+    initial_epoch = resumed["epoch"] if resumed else 0
+    if initial_epoch:
+        # The stream is shuffle(seed) -> repeat, so skipping the consumed
+        # batches gives exactly the batches an uninterrupted run would see.
+        train = train.skip(initial_epoch * steps)
+        print(f"Resuming from {resumed['path']}: {initial_epoch} of {config['epochs']} epochs done, "
+              f"optimizer step {resumed['step']}.")
     guard = callbacks_lib.StopOnNonFiniteLoss()
     callbacks = [
         guard,
-        keras.callbacks.BackupAndRestore(os.path.join(out, "backup")),
+        backup,
         callbacks_lib.AtomicCheckpoint(os.path.join(out, "checkpoints"), keep=3),
-        keras.callbacks.TensorBoard(os.path.join(out, "tensorboard")),
+        keras.callbacks.TensorBoard(os.path.join(write_dir, "tensorboard")),
     ]
     start = time.time()
-    history = model.fit(train, epochs=config["epochs"], steps_per_epoch=steps,
-                        callbacks=callbacks, verbose=1)
-    train_seconds = time.time() - start
-    if guard.stopped_at is not None:
-        epoch, batch, loss = guard.stopped_at
-        raise SystemExit(
-            f"Training stopped: loss {loss} at epoch {epoch}, batch {batch}. "
-            f"Checkpoints up to the last good epoch are in {out}/checkpoints."
-        )
-
-    save_keras(model.encoder, os.path.join(out, "encoder.keras"))
-    save_keras(model, os.path.join(out, "simclr.keras"))
-    simclr_tf.export_encoder(model, os.path.join(out, "saved_model"))
+    try:
+        model.fit(train, epochs=config["epochs"], steps_per_epoch=steps,
+                  callbacks=callbacks, verbose=1)
+        train_seconds = time.time() - start
+        if guard.stopped_at is not None:
+            epoch, batch, loss = guard.stopped_at
+            raise SystemExit(
+                f"Training stopped: loss {loss} at epoch {epoch}, batch {batch}. "
+                f"The last good state is kept in {out}/backup (resumable) and {out}/checkpoints."
+            )
+        save_keras(model.encoder, os.path.join(write_dir, "encoder.keras"))
+        save_keras(model, os.path.join(write_dir, "simclr.keras"))
+        simclr_tf.export_encoder(model, os.path.join(write_dir, "saved_model"))
+    finally:
+        if not chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
+    if not chief:
+        return
 
     metrics = {
         "config": config,
         "train_seconds": round(train_seconds, 1),
-        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+        "resumed_from_epoch": initial_epoch,
+        "history": backup.history,
     }
     if FLAGS.probe:
         metrics.update(run_probes(config, model, data, evaluation, common))

@@ -1,0 +1,289 @@
+"""Reliability: resumable atomic backups, SIGKILL-and-resume of the pretrain
+entry point, the non-finite loss guard, atomic artefacts, and safe loading."""
+
+import glob
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+import simclr_tf
+from simclr_tf import callbacks as callbacks_lib
+from simclr_tf import evaluation
+from simclr_tf.io import save_keras, write_json
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SIZE = 16
+
+
+def tiny_model(seed=0):
+    encoder = keras.Sequential([
+        keras.Input((SIZE, SIZE, 3)),
+        keras.layers.Conv2D(8, 3, strides=2, use_bias=False),
+        keras.layers.BatchNormalization(),
+        keras.layers.ReLU(),
+        keras.layers.GlobalAveragePooling2D(),
+    ], name="tiny")
+    model = simclr_tf.SimCLR(
+        encoder=encoder,
+        projection_head=simclr_tf.ProjectionHead(output_dim=8),
+        augmenter=simclr_tf.SimCLRAugmentation(SIZE, seed=seed),
+        temperature=0.5,
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    return model
+
+
+def images(n=24, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, SIZE, SIZE, 3), dtype=np.uint8)
+
+
+def state_of(path):
+    with open(os.path.join(path, "state.json")) as f:
+        return json.load(f)
+
+
+def weights_of(model):
+    return [keras.ops.convert_to_numpy(v) for v in model.weights]
+
+
+# -- ResumableBackup in process ------------------------------------------------
+
+
+def test_backup_bounded_complete_and_resumes_epoch_optimizer_and_rng(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = tiny_model()
+    backup = callbacks_lib.ResumableBackup(tmp_path / "backup", save_freq=2, keep=2)
+    model.fit(images(), batch_size=8, epochs=2, verbose=0, callbacks=[backup])
+    kept = backup.backups()
+    assert [os.path.basename(p) for p in kept] == ["ckpt-000000000005", "ckpt-000000000006"]
+    assert [(state_of(p)["epoch"], state_of(p)["steps_in_epoch"]) for p in kept] == [(1, 2), (2, 0)]
+    assert len(backup.history["loss"]) == 2
+    assert not [n for n in os.listdir(tmp_path / "backup") if n.startswith(".")]
+
+    fresh = tiny_model(seed=123)  # other RNG state: restored from the backup
+    state = callbacks_lib.ResumableBackup(tmp_path / "backup").restore(fresh)
+    assert state["epoch"] == 2 and state["step"] == 6
+    assert int(fresh.optimizer.iterations) == 6  # the LR schedule's step
+    for a, b in zip(weights_of(model), weights_of(fresh)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(fresh.augmenter.seed_generator.state.numpy(),
+                                  model.augmenter.seed_generator.state.numpy())
+    # fit starts at the restored epoch: only epoch 3 of 3 runs.
+    resumed = callbacks_lib.ResumableBackup(tmp_path / "backup")
+    history = fresh.fit(images(), batch_size=8, epochs=3, verbose=0, callbacks=[resumed])
+    assert history.epoch == [2]
+    assert len(resumed.history["loss"]) == 3  # restored epochs + this one
+
+
+def test_corrupt_or_partial_backup_falls_back_to_previous(tmp_path):
+    model = tiny_model()
+    backup = callbacks_lib.ResumableBackup(tmp_path, keep=3)
+    model.fit(images(), batch_size=8, epochs=2, verbose=0, callbacks=[backup])
+    older, newest = backup.backups()
+    # A kill mid-write leaves only a hidden temporary folder: never picked.
+    os.makedirs(tmp_path / ".ckpt-000000000009.abc.tmp")
+    with open(os.path.join(newest, "model.weights.h5"), "r+b") as f:
+        f.truncate(100)  # a damaged disk file under a complete name
+    with pytest.warns(UserWarning, match="Skipping unreadable backup"):
+        state = callbacks_lib.ResumableBackup(tmp_path).restore(tiny_model())
+    assert state["path"] == older and state["epoch"] == 1
+
+
+def test_no_readable_backup_and_changed_settings_are_clear_errors(tmp_path):
+    model = tiny_model()
+    backup = callbacks_lib.ResumableBackup(tmp_path, run_info={"epochs": 2})
+    model.fit(images(), batch_size=8, epochs=1, verbose=0, callbacks=[backup])
+    with pytest.raises(ValueError, match=r"different settings \(epochs: 2 -> 5\)"):
+        callbacks_lib.ResumableBackup(tmp_path, run_info={"epochs": 5}).restore(tiny_model())
+    for path in glob.glob(str(tmp_path / "*" / "model.weights.h5")):
+        with open(path, "wb") as f:
+            f.write(b"not hdf5")
+    with pytest.raises(ValueError, match="No backup under .* could be loaded"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        callbacks_lib.ResumableBackup(tmp_path).restore(tiny_model())
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"save_freq": 0}, "save_freq=0"),
+    ({"save_freq": "batch"}, "save_freq='batch'"),
+    ({"keep": 0}, "keep=0"),
+])
+def test_backup_arguments_are_checked(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        callbacks_lib.ResumableBackup(tmp_path, **kwargs)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_state(tmp_path, capsys):
+    model = tiny_model()
+
+    def poison(epoch, logs):
+        if epoch == 0:  # epoch 1 ends fine, then the weights go bad
+            kernel = model.projection_head.trainable_variables[0]
+            kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+
+    guard = callbacks_lib.StopOnNonFiniteLoss()
+    backup = callbacks_lib.ResumableBackup(tmp_path / "backup", save_freq=1, keep=5)
+    ckpt = callbacks_lib.AtomicCheckpoint(tmp_path / "checkpoints", keep=5)
+    with pytest.warns(UserWarning, match="Not backing up a state with a NaN/Inf"):
+        history = model.fit(images(), batch_size=8, epochs=4, verbose=0, callbacks=[
+            backup, ckpt, keras.callbacks.LambdaCallback(on_epoch_end=poison), guard])
+    assert guard.stopped_at[:2] == (2, 1) and np.isnan(guard.stopped_at[2])
+    assert "Stopping: the loss became nan at epoch 2, batch 1" in capsys.readouterr().out
+    assert history.epoch == [0, 1]  # stopped during epoch 2
+    assert state_of(backup.backups()[-1])["epoch"] == 1
+    assert [os.path.basename(p) for p in ckpt.checkpoints()] == ["epoch_0001.weights.h5"]
+    restored = tiny_model()
+    callbacks_lib.ResumableBackup(tmp_path / "backup").restore(restored)
+    assert all(np.isfinite(w).all() for w in weights_of(restored))
+
+
+def test_atomic_checkpoint_bounded(tmp_path):
+    model = tiny_model()
+    ckpt = callbacks_lib.AtomicCheckpoint(tmp_path, keep=2)
+    model.fit(images(16), batch_size=8, epochs=3, verbose=0, callbacks=[ckpt])
+    assert sorted(os.listdir(tmp_path)) == ["epoch_0002.weights.h5", "epoch_0003.weights.h5"]
+    with pytest.raises(ValueError, match="keep=0"):
+        callbacks_lib.AtomicCheckpoint(tmp_path, keep=0)
+
+
+# -- atomic artefacts ------------------------------------------------------------
+
+
+def test_interrupted_writers_leave_old_artefact_or_nothing(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.json"
+    write_json(path, {"a": 1})
+    with pytest.raises(TypeError):
+        write_json(path, {"a": object()})  # fails half-way through json.dump
+    assert json.loads(path.read_text()) == {"a": 1}
+
+    model = tiny_model()
+    save_keras(model.encoder, tmp_path / "encoder.keras")
+    before = (tmp_path / "encoder.keras").read_bytes()
+
+    def crash(self, filepath, *args, **kwargs):
+        with open(filepath, "wb") as f:
+            f.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras.Model, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_keras(model.encoder, tmp_path / "encoder.keras")
+    assert (tmp_path / "encoder.keras").read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["encoder.keras", "metrics.json"]
+
+
+# -- security ----------------------------------------------------------------------
+
+
+def test_keras_loading_keeps_safe_mode(tmp_path):
+    unsafe = keras.Sequential([keras.Input((SIZE, SIZE, 3)), keras.layers.Lambda(lambda x: x * 2.0),
+                               keras.layers.GlobalAveragePooling2D()])
+    unsafe.save(tmp_path / "encoder.keras")
+    with pytest.raises(ValueError, match="safe_mode"):
+        evaluation.load_encoder(str(tmp_path / "encoder.keras"))
+
+
+def test_no_pickle_or_unsafe_loading_in_library_code():
+    pattern = re.compile(r"\bimport pickle|\bpickle\.|allow_pickle=True|safe_mode=False|\bmarshal\.|"
+                         r"\bdill\b|\bcloudpickle\b|enable_unsafe_deserialization")
+    offenders = []
+    for folder in ("simclr_tf", "experiments"):
+        for path in glob.glob(os.path.join(ROOT, folder, "**", "*.py"), recursive=True):
+            with open(path) as f:
+                for number, line in enumerate(f, 1):
+                    if pattern.search(line):
+                        offenders.append(f"{path}:{number}: {line.strip()}")
+    assert not offenders
+
+
+# -- the entry point: SIGKILL, restart, same result ----------------------------------
+
+TINY = ["--set", "encoder.width_multiplier=0.0625", "--batch_size=32", "--steps_per_epoch=3",
+        "--epochs=3", "--noprobe"]
+
+
+def _pretrain(out, *extra):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "",
+           "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "experiments.pretrain", f"--output_dir={out}", *TINY, *extra],
+        cwd=os.path.dirname(out), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True)
+
+
+def _epochs_backed_up(out):
+    backup = callbacks_lib.ResumableBackup(os.path.join(out, "backup"))
+    paths = backup.backups()
+    return state_of(paths[-1])["epoch"] if paths else 0
+
+
+def _final_weights(out):
+    """Weights of the newest backup (written after the last epoch)."""
+    backup = callbacks_lib.ResumableBackup(os.path.join(out, "backup"))
+    result = {}
+    with h5py.File(os.path.join(backup.backups()[-1], "model.weights.h5"), "r") as f:
+        f.visititems(lambda name, obj: result.__setitem__(name, obj[()])
+                     if isinstance(obj, h5py.Dataset) else None)
+    return result
+
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_resumes_and_matches_uninterrupted_run(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    ref_out, out = str(work / "reference"), str(work / "run")
+    # The reference and the run to be killed start together (2 cores).
+    reference = _pretrain(ref_out)
+    victim = _pretrain(out)
+    deadline = time.time() + 400
+    while _epochs_backed_up(out) < 1:
+        assert victim.poll() is None, victim.communicate()[0].decode()[-3000:]
+        assert time.time() < deadline, "no backup written"
+        time.sleep(0.1)
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+    done_before_kill = _epochs_backed_up(out)
+    assert 1 <= done_before_kill < 3, "killed too late to test resuming"
+    assert not os.path.exists(os.path.join(out, "metrics.json"))
+    # A symlink planted where an artefact goes must be replaced, not followed.
+    outside = tmp_path / "outside.txt"
+    outside.write_text("untouched")
+    os.symlink(outside, os.path.join(out, "metrics.json"))
+
+    resumed = _pretrain(out)
+    log = resumed.communicate(timeout=400)[0].decode()
+    assert resumed.returncode == 0, log[-3000:]
+    ref_log = reference.communicate(timeout=400)[0].decode()
+    assert reference.returncode == 0, ref_log[-3000:]
+
+    assert f"Resuming from {out}/backup/ckpt-{3 * done_before_kill:012d}: " \
+           f"{done_before_kill} of 3 epochs done" in log
+    ran = [int(e) for e in re.findall(r"Epoch (\d+)/3", log)]
+    assert ran == list(range(done_before_kill + 1, 4))  # no completed epoch repeated
+    metrics = json.loads(open(os.path.join(out, "metrics.json")).read())
+    assert metrics["resumed_from_epoch"] == done_before_kill
+    assert len(metrics["history"]["loss"]) == 3
+    ref_metrics = json.loads(open(os.path.join(ref_out, "metrics.json")).read())
+    np.testing.assert_allclose(metrics["history"]["loss"], ref_metrics["history"]["loss"], rtol=1e-5)
+    for name in ("encoder.keras", "simclr.keras", "saved_model/saved_model.pb"):
+        assert os.path.isfile(os.path.join(out, name)), name
+    assert outside.read_text() == "untouched" and not os.path.islink(os.path.join(out, "metrics.json"))
+    # Nothing written outside the two output folders, no temporaries left.
+    assert sorted(os.listdir(work)) == ["reference", "run"]
+    leftovers = [p for p in glob.glob(os.path.join(out, "**", ".*"), recursive=True)]
+    assert not leftovers
+    # Same data order, same augmenter stream, same optimizer step: same weights.
+    ref_weights, weights = _final_weights(ref_out), _final_weights(out)
+    assert sorted(ref_weights) == sorted(weights)
+    for name in ref_weights:
+        np.testing.assert_allclose(weights[name], ref_weights[name], rtol=1e-4, atol=1e-6, err_msg=name)
