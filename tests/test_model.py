@@ -208,3 +208,35 @@ def test_bad_images_fail_clearly():
         model.fit(np.zeros((4, SIZE, SIZE, 2), "float32"), batch_size=4, verbose=0)
     with pytest.raises(ValueError, match="rank|Received"):
         model.fit(np.zeros((4, SIZE, SIZE, 3, 1), "float32"), batch_size=4, verbose=0)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_trains_with_float32_loss(fmnist, policy):
+    images, _ = fmnist
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        keras.utils.set_random_seed(0)
+        model = make_model()
+        model.compile(optimizer=keras.optimizers.Adam(3e-3))
+        if policy == "mixed_float16":
+            # Keras wraps the optimiser for loss scaling under float16.
+            assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        h1, z1 = model.embed(model.augmenter(images[:4], training=True))
+        assert h1.dtype.name == policy.split("_")[1]
+        logs = model.fit(images, batch_size=16, epochs=2, verbose=0).history
+        assert all(np.isfinite(logs["loss"]))
+        assert logs["loss"][-1] < logs["loss"][0] + 0.5
+        # Variables stay float32: only the computation is in low precision.
+        assert all(w.dtype == "float32" for w in model.encoder.trainable_weights)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_whole_train_step_compiles_under_xla(fmnist):
+    images, _ = fmnist
+    keras.utils.set_random_seed(0)
+    model = make_model()
+    model.compile(optimizer=simclr_tf.LARS(0.1), jit_compile=True)
+    logs = model.fit(images[:32], batch_size=16, epochs=1, verbose=0).history
+    assert np.isfinite(logs["loss"][0])
+    assert model.jit_compile
