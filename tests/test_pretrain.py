@@ -1,0 +1,53 @@
+"""The main job, end to end, in a short mode."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHORT = [
+    "--epochs=2", "--steps_per_epoch=2", "--batch_size=32",
+    "--set", "encoder.width_multiplier=0.0625",
+    "--set", "probe.max_examples=300", "--set", "probe.epochs=3",
+]
+
+
+@pytest.mark.slow
+def test_main_job_short_mode_writes_every_artefact(tmp_path):
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.pretrain", f"--output_dir={out}", *SHORT],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Linear-probe top-1" in result.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("probe_top1_learned", "probe_top1_random", "probe_top1_pixels"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert len(metrics["history"]["loss"]) == 2
+    assert (out / "encoder.keras").is_file() and (out / "simclr.keras").is_file()
+    assert (out / "saved_model" / "saved_model.pb").is_file()
+    assert any(p.name.endswith(".weights.h5") for p in (out / "checkpoints").iterdir())
+    assert any((out / "tensorboard").rglob("events.out.tfevents.*"))
+    loaded = tf.saved_model.load(str(out / "saved_model"))
+    assert "serving_default" in loaded.signatures
+    # No temporary or half-written artefact is left behind.
+    assert not [p for p in out.rglob(".*tmp*")]
+
+
+def test_bad_config_value_fails_before_writing(tmp_path):
+    out = tmp_path / "bad"
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.pretrain", f"--output_dir={out}",
+         "--set", "temperature=0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode != 0
+    assert "temperature=0" in result.stderr
+    assert not out.exists()
