@@ -51,27 +51,50 @@ def adjust_contrast(images, factor):
     return (images - mean) * _per_image(factor) + mean
 
 
-def _hsv_adjust(images, saturation, hue):
-    # One HSV round trip: scale S by ``saturation`` (clipped to 1) and rotate H
-    # by ``hue`` turns, per image. keras.ops.image's conversions are single
-    # fused kernels on TensorFlow (RGBToHSV / HSVToRGB, both with XLA kernels).
-    hsv = ops.image.rgb_to_hsv(images)
-    one, zero = ops.ones_like(saturation), ops.zeros_like(saturation)
-    scale = ops.reshape(ops.stack([one, saturation, one], axis=-1), (-1, 1, 1, 3))
-    shift = ops.reshape(ops.stack([hue, zero, zero], axis=-1), (-1, 1, 1, 3))
-    hsv = hsv * scale + shift
-    hsv = hsv - ops.floor(hsv) * ops.convert_to_tensor([1.0, 0.0, 0.0])  # hue wraps around
-    return ops.image.hsv_to_rgb(ops.clip(hsv, 0.0, 1.0))
+def _channel_max_min(images):
+    r, g, b = images[..., 0:1], images[..., 1:2], images[..., 2:3]
+    return ops.maximum(ops.maximum(r, g), b), ops.minimum(ops.minimum(r, g), b)
+
+
+# Guards 0 / 0 on black pixels; any finite scale leaves a grey pixel unchanged.
+_TINY = 1e-30
+
+
+def _saturation_scale(value, minimum, factor):
+    # In HSV -> RGB every channel is c = V - V * S * g_c(H), so scaling S by
+    # ``factor`` (clipped to S' <= 1) maps c to V - k * (V - c) with
+    # k = S' / S = min(factor, 1 / S) = min(factor, V / (V - min)).
+    return ops.minimum(factor, value / ops.maximum(value - minimum, _TINY))
 
 
 def adjust_saturation(images, factor):
-    """Per-image saturation scale, as ``tf.image.adjust_saturation``."""
-    return _hsv_adjust(images, factor, ops.zeros_like(factor))
+    """Per-image saturation scale, as ``tf.image.adjust_saturation``.
+
+    Closed form without an HSV round trip: ``V - k * (V - c)`` per channel with
+    ``V`` the channel maximum and ``k = min(factor, V / (V - min))``.
+    """
+    value, minimum = _channel_max_min(images)
+    k = _saturation_scale(value, minimum, _per_image(factor))
+    return value - k * (value - images)
+
+
+def _hue_shift(images, delta):
+    # One HSV round trip rotating H by ``delta`` turns per image (``delta``
+    # already shaped (B, 1, 1, 3) as [delta, 0, 0]). The floor-mod by
+    # [1, 2, 2] wraps H and leaves S and V (in [0, 1]) unchanged.
+    hsv = ops.image.rgb_to_hsv(images) + delta
+    hsv = ops.mod(hsv, ops.convert_to_tensor([1.0, 2.0, 2.0]))
+    return ops.image.hsv_to_rgb(hsv)
+
+
+def _hue_delta(delta):
+    zero = ops.zeros_like(delta)
+    return ops.reshape(ops.stack([delta, zero, zero], axis=-1), (-1, 1, 1, 3))
 
 
 def adjust_hue(images, delta):
     """Per-image hue rotation by ``delta`` (in turns), as ``tf.image.adjust_hue``."""
-    return _hsv_adjust(images, ops.ones_like(delta), delta)
+    return _hue_shift(images, _hue_delta(delta))
 
 
 def rgb_to_grayscale(images):
@@ -80,7 +103,23 @@ def rgb_to_grayscale(images):
     return ops.concatenate([gray, gray, gray], axis=-1)
 
 
-def jitter_in_order(images, brightness, contrast, saturation, hue, order, variant="v2"):
+def _cheap_stage(images, scale, offset, mean_weight, saturation):
+    """One position of the jitter for ops other than hue, per image, then clip.
+
+    ``y = x * scale + offset + mean * mean_weight + (1 - k) * (V - x)``: with
+    per-image ``scale`` = brightness (v2) or contrast factor, ``offset`` = the
+    v1 brightness delta, ``mean_weight`` = ``1 - contrast`` for contrast, and
+    ``k`` the saturation scale (exactly 1 when ``saturation`` is 1). Identity
+    (1, 0, 0, 1) returns ``x`` bit for bit.
+    """
+    value, minimum = _channel_max_min(images)
+    k = _saturation_scale(value, minimum, saturation)
+    mean = ops.mean(images, axis=(1, 2), keepdims=True)
+    out = images * scale + (offset + mean * mean_weight) + (1.0 - k) * (value - images)
+    return ops.clip(out, 0.0, 1.0)
+
+
+def jitter_in_order(images, brightness, contrast, saturation, hue, order, variant="v2", mask=None):
     """Applies the four jitter ops with per-image factors in a per-image order.
 
     Args:
@@ -90,26 +129,52 @@ def jitter_in_order(images, brightness, contrast, saturation, hue, order, varian
         order: int ``(B, 4)``, a permutation of 0..3 per image where
             0 = brightness, 1 = contrast, 2 = saturation, 3 = hue.
         variant: ``"v2"`` (multiplicative brightness) or ``"v1"`` (additive).
+        mask: optional bool ``(B,)``; images where it is False are returned
+            unchanged (bit for bit), at no extra cost.
 
     Each op is followed by a clip to [0, 1], as in the paper.
+
+    Only hue needs HSV, so the batch makes one HSV round trip: per image, with
+    hue at position ``p``, the ops at positions ``< p`` run first (three
+    "pre" stages for positions 0..2, identity where the position is ``>= p``),
+    then the hue shift of the whole batch, then the ops at positions ``> p``
+    (three "post" stages for positions 1..3). Brightness, contrast and
+    saturation are all one cheap stage (``_cheap_stage``) with per-image
+    factors, identity factors for images with nothing to do there.
     """
+    order = ops.convert_to_tensor(order)
+    brightness, contrast, saturation, hue = (
+        ops.convert_to_tensor(f, "float32") for f in (brightness, contrast, saturation, hue))
     one = ops.ones_like(brightness)
     zero = ops.zeros_like(brightness)
-    bright_a, bright_b = (brightness, zero) if variant == "v2" else (one, brightness)
-    for position in range(4):
+    hue_position = ops.argmax(ops.cast(order == 3, "int32"), axis=-1)
+    active = None if mask is None else ops.convert_to_tensor(mask)
+    if variant == "v2":
+        bright_scale, bright_offset = brightness, zero
+    else:
+        bright_scale, bright_offset = one, brightness
+
+    def stage(x, position, pre):
         op = order[:, position]
-        is_bright, is_contrast, is_sat, is_hue = (op == i for i in range(4))
-        # Brightness and contrast are x * a + b per image: brightness a = f
-        # (v2) or 1, b = 0 or delta (v1); contrast a = f, b = mean * (1 - f).
-        a = ops.where(is_bright, bright_a, ops.where(is_contrast, contrast, one))
-        b = ops.where(is_bright, bright_b, zero)
-        mean = ops.mean(images, axis=(1, 2), keepdims=True)
-        contrast_mean = ops.cast(_per_image(is_contrast), "float32") * (1.0 - _per_image(contrast))
-        offset = _per_image(b) + mean * contrast_mean
-        affine = images * _per_image(a) + offset
-        # Saturation and hue share one HSV round trip (identity factors for the others).
-        hsv = _hsv_adjust(images, ops.where(is_sat, saturation, one), ops.where(is_hue, hue, zero))
-        images = ops.clip(_base.select_images(ops.logical_or(is_sat, is_hue), hsv, affine), 0.0, 1.0)
+        runs = hue_position > position if pre else hue_position < position
+        if active is not None:
+            runs = ops.logical_and(runs, active)
+        is_bright, is_contrast, is_sat = (ops.logical_and(runs, op == i) for i in range(3))
+        scale = ops.where(is_bright, bright_scale, ops.where(is_contrast, contrast, one))
+        offset = ops.where(is_bright, bright_offset, zero)
+        mean_weight = ops.where(is_contrast, 1.0 - contrast, zero)
+        sat = ops.where(is_sat, saturation, one)
+        return _cheap_stage(x, *(_per_image(t) for t in (scale, offset, mean_weight, sat)))
+
+    for position in range(3):
+        images = stage(images, position, pre=True)
+    delta = hue if active is None else ops.where(active, hue, zero)
+    shifted = _hue_shift(images, _hue_delta(delta))
+    if active is not None:
+        shifted = _base.select_images(active, shifted, images)
+    images = ops.clip(shifted, 0.0, 1.0)
+    for position in range(1, 4):
+        images = stage(images, position, pre=False)
     return images
 
 
@@ -177,10 +242,8 @@ class RandomColorJitter(_base.BaseAugmentation):
             return images
         batch = _base.batch_size(images)
         factors, order = sample_jitter(self.seed_generator, batch, jitter_ranges(self.strength, self.variant))
-        out = jitter_in_order(images, *factors, order, self.variant)
-        if self.rate < 1.0:
-            out = _base.select_images(self.bernoulli(batch, self.rate), out, images)
-        return out
+        mask = self.bernoulli(batch, self.rate) if self.rate < 1.0 else None
+        return jitter_in_order(images, *factors, order, self.variant, mask=mask)
 
     def get_config(self):
         config = super().get_config()
@@ -276,8 +339,8 @@ class ColorDistortion(_base.BaseAugmentation):
         batch = _base.batch_size(images)
         if self.mode in ("both", "jitter") and self.jitter_rate > 0:
             factors, order = sample_jitter(self.seed_generator, batch, jitter_ranges(self.strength, self.variant))
-            jittered = jitter_in_order(images, *factors, order, self.variant)
-            images = _base.select_images(self.bernoulli(batch, self.jitter_rate), jittered, images)
+            mask = self.bernoulli(batch, self.jitter_rate) if self.jitter_rate < 1.0 else None
+            images = jitter_in_order(images, *factors, order, self.variant, mask=mask)
         if self.mode in ("both", "grayscale") and self.grayscale_rate > 0:
             gray = self.bernoulli(batch, self.grayscale_rate)
             images = _base.select_images(gray, rgb_to_grayscale(images), images)
