@@ -1,0 +1,221 @@
+"""Runs one cell: a short pretraining (or supervised training) and its
+linear evaluation, returning a dict of numbers.
+
+Linear evaluation is `simclr_tf.evaluation.linear_probe` on frozen features
+of the evaluation transform (no augmentation), on the first
+`probe.train_examples` / `probe.test_examples` images of each split (all of
+it when None). Supervised cells report the test top-1 of the trained
+classifier on the same test images.
+"""
+
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import simclr_tf
+from experiments import common
+from experiments.ablations import operators
+from simclr_tf import callbacks as callbacks_lib
+from simclr_tf import data, evaluation
+
+
+class OneBranchSimCLR(simclr_tf.SimCLR):
+    """SimCLR whose first view is the untransformed (resized) image.
+
+    The paper's composition study (section 3, figure 5) applies the studied
+    transforms to one branch only and leaves the other as the identity, so a
+    deterministic operator (Sobel) still gives a non-trivial task.
+    """
+
+    def _contrastive_step(self, images, training):
+        view1 = self.augmenter(images, training=False)
+        view2 = self.augmenter(images, training=True)
+        h1, z1 = self.embed(view1, training=training)
+        _, z2 = self.embed(view2, training=training)
+        loss, stats = simclr_tf.nt_xent(z1, z2, self.temperature, return_metrics=True)
+        return loss, stats, h1
+
+
+def build_encoder(config, zero_init_residual=True):
+    """The config's ResNet (`encoder.depth`), or a small conv net.
+
+    `encoder = {"arch": "convnet", "filters": [8, 16]}` gives stride-2 3x3
+    convolutions with BN and ReLU, then global average pooling: it traces in
+    a fraction of a ResNet's time, which is what smoke runs and tests want.
+    """
+    enc = config["encoder"]
+    if enc.get("arch", "resnet") == "resnet":
+        return common.build_encoder(config, zero_init_residual=zero_init_residual)
+    if enc["arch"] != "convnet":
+        raise ValueError(f"`encoder.arch` must be 'resnet' or 'convnet'. Received: {enc['arch']!r}")
+    size = config["image_size"]
+    layers = [keras.Input((size, size, 3))]
+    for filters in enc["filters"]:
+        layers += [keras.layers.Conv2D(filters, 3, strides=2, padding="same", use_bias=False),
+                   keras.layers.BatchNormalization(), keras.layers.ReLU()]
+    layers.append(keras.layers.GlobalAveragePooling2D())
+    return keras.Sequential(layers, name="convnet")
+
+
+def build_augmenter(cell):
+    config = cell.config
+    size, seed = config["image_size"], config["seed"]
+    if cell.study == "composition":
+        pair = (cell.params["first"], cell.params["second"])
+        return operators.pair_augmenter(pair, size, config.get("operators"), seed=seed)
+    return simclr_tf.SimCLRAugmentation(size, seed=seed, **config["augment"])
+
+
+def _load(config, split, batch_size, **kwargs):
+    return data.load(config["dataset"], split=split, batch_size=batch_size,
+                     data_dir=config.get("data_dir"), **kwargs)
+
+
+def train_dataset(config, with_labels):
+    """The repeated training pipeline and its steps per epoch."""
+    split = config.get("pretrain_split", "train") if not with_labels else "train"
+    ds = _load(config, split, config["batch_size"], with_labels=with_labels, shuffle=True,
+               drop_remainder=True, seed=config["seed"])
+    steps = common.count_batches(ds)
+    if config.get("steps_per_epoch"):
+        steps = min(steps, config["steps_per_epoch"])
+    return ds.repeat(), steps
+
+
+def probe_split(config, split):
+    limit = config["probe"].get(f"{split}_examples")
+    ds = _load(config, split, 500, shuffle=False, drop_remainder=False)
+    return ds.unbatch().take(limit).batch(500) if limit else ds
+
+
+def _probe(config, encoder, preprocess, head=None):
+    """Linear-probe scores of h (and of z = head(h) when `head` is given)."""
+    (xtr, ytr), (xte, yte) = evaluation.labelled_features(
+        encoder, probe_split(config, "train"), probe_split(config, "test"), preprocess=preprocess)
+    probe = config["probe"]
+    kwargs = dict(epochs=probe["epochs"], batch_size=probe.get("batch_size", 512),
+                  learning_rate=probe.get("learning_rate", 1e-3),
+                  weight_decay=probe.get("weight_decay", 1e-4), seed=config["seed"],
+                  num_classes=config.get("num_classes"))
+    scores = evaluation.linear_probe(xtr, ytr, xte, yte, **kwargs)
+    result = {"top1_h": scores["top1"], "top5_h": scores["top5"], "train_top1_h": scores["train_top1"],
+              "feature_dim_h": int(xtr.shape[1])}
+    if head is not None:
+        def project(x):
+            return np.concatenate([np.asarray(head(x[i:i + 4096], training=False))
+                                   for i in range(0, len(x), 4096)])
+        ztr, zte = project(xtr), project(xte)
+        scores = evaluation.linear_probe(ztr, ytr, zte, yte, **kwargs)
+        result.update({"top1_z": scores["top1"], "top5_z": scores["top5"],
+                       "train_top1_z": scores["train_top1"], "feature_dim_z": int(ztr.shape[1])})
+    return result
+
+
+def _fit(model, config, train, steps):
+    guard = callbacks_lib.StopOnNonFiniteLoss()
+    # The pipeline shuffles; `shuffle=False` only silences Keras about it.
+    history = model.fit(train, epochs=config["epochs"], steps_per_epoch=steps, callbacks=[guard], shuffle=False,
+                        verbose=config.get("verbose", 0))
+    out = {f"final_{k}": float(v[-1]) for k, v in history.history.items()}
+    out["train_steps"] = steps * len(next(iter(history.history.values()), []))
+    if guard.stopped_at is not None:
+        out["stopped_at"] = list(map(float, guard.stopped_at))
+    return out
+
+
+def _simclr(cell):
+    config = cell.config
+    augmenter = build_augmenter(cell)
+    train, steps = train_dataset(config, with_labels=False)
+    head = config["head"]
+    model_class = OneBranchSimCLR if cell.params.get("branches") == "one" else simclr_tf.SimCLR
+    model = model_class(
+        encoder=build_encoder(config),
+        projection_head=simclr_tf.ProjectionHead(
+            num_layers=head["num_layers"], output_dim=head["output_dim"], mode=head["mode"]),
+        augmenter=augmenter,
+        temperature=config["temperature"],
+    )
+    model.compile(optimizer=common.build_optimizer(config, steps),
+                  jit_compile=common.resolve_jit(config))
+    start = time.time()
+    result = _fit(model, config, train, steps)
+    result["train_seconds"] = time.time() - start
+    if "stopped_at" in result:  # diverged: no representation to probe
+        result["top1"] = None
+        return result
+    preprocess = lambda x: augmenter(x, training=False)  # noqa: E731
+    head_layer = model.projection_head if cell.params.get("probe_z") else None
+    result.update(_probe(config, model.encoder, preprocess, head_layer))
+    result["top1"] = result["top1_h"]
+    return result
+
+
+def _supervised(cell):
+    """The same encoder, trained with labels on the same augmentation."""
+    config = cell.config
+    augmenter = build_augmenter(cell)
+    train, steps = train_dataset(config, with_labels=True)
+    model = keras.Sequential([
+        augmenter,
+        build_encoder(config),
+        keras.layers.Dense(config["num_classes"], name="classifier"),
+    ])
+    model.compile(optimizer=common.build_optimizer(config, steps),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"], jit_compile=common.resolve_jit(config))
+    start = time.time()
+    result = _fit(model, config, train, steps)
+    result["train_seconds"] = time.time() - start
+    result["top1"] = _accuracy(model, probe_split(config, "test"))
+    return result
+
+
+def _accuracy(model, dataset):
+    """Top-1 of a classifier over a labelled dataset (eval transform).
+
+    A plain loop rather than `evaluate`, which warns that a dataset of
+    unknown length "ran out of data".
+    """
+    predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    correct = total = 0
+    for images, labels in dataset:
+        predicted = np.argmax(predict(images).numpy(), axis=-1)
+        correct += int(np.sum(predicted == labels.numpy()))
+        total += len(predicted)
+    return correct / total
+
+
+def _frozen(cell):
+    """Raw pixels, or a randomly initialised encoder of the same architecture."""
+    config = cell.config
+    augmenter = build_augmenter(cell)
+    size = config["image_size"]
+    if cell.kind == "pixels":
+        inputs = keras.Input((size, size, 3))
+        encoder = keras.Model(inputs, keras.layers.Flatten()(inputs), name="pixels")
+    else:
+        # Plain init (BN gamma 1 everywhere): the strong form of this baseline.
+        encoder = build_encoder(config, zero_init_residual=False)
+    result = _probe(config, encoder, lambda x: augmenter(x, training=False))
+    result["top1"] = result["top1_h"]
+    return result
+
+
+_RUNNERS = {"simclr": _simclr, "supervised": _supervised, "pixels": _frozen, "random": _frozen}
+
+
+def run_cell(cell):
+    """Runs `cell` from a fixed seed; returns its numbers and timings.
+
+    `top1` is the cell's headline figure: the linear probe on h, or the
+    supervised classifier's test accuracy.
+    """
+    keras.utils.set_random_seed(cell.config["seed"])
+    wall, cpu = time.time(), time.process_time()
+    result = _RUNNERS[cell.kind](cell)
+    result["wall_seconds"] = time.time() - wall
+    result["cpu_seconds"] = time.process_time() - cpu
+    return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in result.items()}

@@ -1,0 +1,79 @@
+"""CPU: full Fashion-MNIST (Debian package `dataset-fashion-mnist`), sized
+for a 2-core CPU.
+
+Every cell pretrains the default small ResNet-18 (1/4 width, 28 px) for a
+short budget and probes it; see docs/RESULTS.md for the measured cost per
+cell and each study's total. Studies run one at a time and resume: rerun the
+same command after an interruption.
+
+Launch (one study per command):
+    python -m experiments.ablations.run --config=cpu_fashion_mnist --study=composition \\
+        --output_dir=runs/ablations_cpu
+    python -m experiments.ablations.run --config=cpu_fashion_mnist --study=color \\
+        --output_dir=runs/ablations_cpu
+    python -m experiments.ablations.run --config=cpu_fashion_mnist --study=head \\
+        --output_dir=runs/ablations_cpu
+    python -m experiments.ablations.run --config=cpu_fashion_mnist --study=batch_epochs \\
+        --output_dir=runs/ablations_cpu
+    python -m experiments.ablations.run --config=cpu_fashion_mnist --study=temperature \\
+        --output_dir=runs/ablations_cpu
+    python -m experiments.ablations.run --config=cpu_fashion_mnist --study=headline \\
+        --output_dir=runs/ablations_cpu
+"""
+
+
+def get_config():
+    return {
+        "dataset": "fashion_mnist",
+        "data_dir": None,
+        # "unlabelled" for STL-10; every other dataset pretrains on "train".
+        "pretrain_split": "train",
+        "image_size": 28,
+        "num_classes": 10,
+        "seed": 0,
+        "encoder": {"depth": 18, "width_multiplier": 0.25, "small_images": True},
+        "head": {"mode": "nonlinear", "num_layers": 2, "output_dim": 64},
+        # SimCLRAugmentation arguments for every study but composition.
+        "augment": {"crop_area_range": (0.2, 1.0), "color_strength": 0.5, "blur": False},
+        # Operators of the composition study (experiments/ablations/operators.py).
+        "operators": {
+            "crop": {"area_range": (0.2, 1.0)},
+            "cutout": {"size": 0.5},
+            "color": {"strength": 1.0},
+            "sobel": {},
+            "noise": {"stddev_range": (0.1, 0.1)},
+            "blur": {"sigma_range": (0.1, 2.0)},
+            "rotate": {},
+        },
+        "temperature": 0.5,
+        "batch_size": 256,
+        "epochs": 2,
+        # Caps the optimiser steps per epoch (None: one pass over the data).
+        "steps_per_epoch": None,
+        "optimizer": {
+            "name": "adam",
+            "base_learning_rate": 2e-3,
+            "scaling": "none",
+            "weight_decay": 1e-6,
+            "warmup_epochs": 0.2,
+        },
+        "jit_compile": "auto",
+        "sync_batch_norm": False,
+        # Linear probe on frozen features: the first N images of each split
+        # (None: all of it).
+        "probe": {"epochs": 30, "train_examples": 10000, "test_examples": None},
+        "studies": {
+            # 49 cells; crop-first / colour pairs need little training to
+            # separate, so each cell gets a short budget.
+            "composition": {"operators": ["crop", "cutout", "color", "sobel", "noise", "blur", "rotate"],
+                            "branches": "one", "config": {"epochs": 1}},
+            "color": {"strengths": [0.125, 0.25, 0.5, 1.0, "1+blur"], "supervised": True, "config": {}},
+            "head": {"modes": ["none", "linear", "nonlinear"], "config": {}},
+            "batch_epochs": {"batch_sizes": [64, 256, 1024], "epochs": [1, 3, 9], "config": {}},
+            "temperature": {"temperatures": [0.05, 0.1, 0.5, 1.0], "config": {}},
+            # The headline: the best configuration within 60 CPU-minutes of
+            # pretraining, next to pixels, a random encoder and supervised.
+            "headline": {"baselines": ["pixels", "random", "supervised"],
+                         "config": {"epochs": 20, "probe": {"epochs": 100, "train_examples": None}}},
+        },
+    }

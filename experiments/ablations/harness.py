@@ -1,0 +1,92 @@
+"""Runs a study resumably.
+
+Every finished cell is written at once, atomically, to
+`<output_dir>/<study>/cells/<cell id>.json` (its parameters, config
+fingerprint, numbers, date and machine), and the study's CSV is rewritten
+from all finished cells; the figure is drawn when the run ends (a resumed
+run redraws it with every cell). A re-run reads the finished cells and
+runs only the others; a finished cell whose fingerprint differs from the
+current config's is refused rather than mixed into the table.
+"""
+
+import datetime
+import json
+import os
+import platform
+
+from experiments.ablations import report, studies
+from simclr_tf.io import write_json
+
+
+def machine():
+    """A short description of where the cell ran."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    devices = f", {len(gpus)} GPU" if gpus else ""
+    return f"{platform.machine()} {os.cpu_count()}-core CPU{devices}, TF {tf.__version__}"
+
+
+def cell_path(output_dir, cell):
+    return os.path.join(output_dir, cell.study, "cells", f"{cell.id}.json")
+
+
+def _finished(path, cell):
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        record = json.load(f)
+    if record.get("fingerprint") != cell.fingerprint():
+        raise ValueError(
+            f"{path} holds cell {cell.id!r} run with a different config "
+            f"(fingerprint {record.get('fingerprint')} != {cell.fingerprint()}). "
+            "Use a new --output_dir, or delete that file to rerun the cell."
+        )
+    return record
+
+
+def run_study(study, config, output_dir, run_cell=None, log=print):
+    """Runs the unfinished cells of `study`; returns every cell's record.
+
+    Args:
+        study: a name in `studies.STUDIES`.
+        config: the ablation config dict.
+        output_dir: root folder; the study writes under `<output_dir>/<study>`.
+        run_cell: `cell -> dict of numbers`; defaults to `cells.run_cell`.
+        log: called with one progress line per cell.
+
+    Returns:
+        The list of records (dicts), one per cell in study order.
+    """
+    cells = studies.cells_for(study, config)
+    if run_cell is None:
+        from experiments.ablations.cells import run_cell
+    study_dir = os.path.join(output_dir, study)
+    records = []
+    for i, cell in enumerate(cells, 1):
+        path = cell_path(output_dir, cell)
+        record = _finished(path, cell)
+        if record is not None:
+            log(f"[{i}/{len(cells)}] {study}/{cell.id}: finished earlier, top1={record['result'].get('top1')}")
+            records.append(record)
+            continue
+        log(f"[{i}/{len(cells)}] {study}/{cell.id}: running")
+        result = run_cell(cell)
+        record = {
+            "study": study,
+            "cell": cell.id,
+            "kind": cell.kind,
+            "params": cell.params,
+            "fingerprint": cell.fingerprint(),
+            "result": result,
+            "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "machine": machine(),
+            "config": cell.config,
+        }
+        write_json(path, record)
+        records.append(record)
+        log(f"[{i}/{len(cells)}] {study}/{cell.id}: top1={result.get('top1')} "
+            f"({result.get('wall_seconds', 0):.0f}s)")
+        report.write_csv(os.path.join(study_dir, f"{study}.csv"), records)
+    report.write_report(study, records, study_dir)
+    return records

@@ -1,0 +1,244 @@
+"""Tests for the ablation harness (experiments/ablations).
+
+Cell definitions and figures use stand-ins (no training); one real 2-cell
+smoke study (SimCLR and supervised, a few steps each) proves the resume.
+"""
+
+import csv
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import simclr_tf
+from experiments.ablations import cells, harness, operators, report, run, studies
+
+
+@pytest.fixture
+def smoke():
+    return run.load_config("smoke")
+
+
+# -- study and cell definitions ---------------------------------------------
+
+
+def test_unknown_study_raises_naming_it(smoke, tmp_path):
+    with pytest.raises(ValueError, match="'colour_strength'"):
+        studies.cells_for("colour_strength", smoke)
+    with pytest.raises(ValueError, match="'bogus'"):
+        harness.run_study("bogus", smoke, str(tmp_path), run_cell=lambda cell: {})
+
+
+def test_unknown_config_and_operator_raise(smoke):
+    with pytest.raises(ValueError, match="'nope'"):
+        run.load_config("nope")
+    smoke["studies"]["composition"]["operators"] = ["crop", "solarize"]
+    with pytest.raises(ValueError, match="solarize"):
+        studies.cells_for("composition", smoke)
+    smoke["studies"]["color"]["strengths"] = [-1]
+    with pytest.raises(ValueError, match="-1"):
+        studies.cells_for("color", smoke)
+
+
+def test_composition_cells_are_every_ordered_pair(smoke):
+    grid = studies.cells_for("composition", smoke)
+    ops = operators.OPERATORS
+    assert len(ops) == 7 and len(grid) == 49
+    assert {(c.params["first"], c.params["second"]) for c in grid} == {(a, b) for a in ops for b in ops}
+    for cell in grid:
+        first, second = cell.params["first"], cell.params["second"]
+        assert cell.id == (first if first == second else f"{first}+{second}")
+        assert cell.kind == "simclr" and cell.params["branches"] == "one"
+    assert len({c.fingerprint() for c in grid}) == 49
+
+
+def test_other_studies_cells(smoke):
+    color = studies.cells_for("color", smoke)
+    assert [c.id for c in color] == [f"{m}_s{s}" for m in ("simclr", "supervised")
+                                     for s in ("0.125", "0.25", "0.5", "1", "1+blur")]
+    by_id = {c.id: c for c in color}
+    assert by_id["supervised_s1+blur"].kind == "supervised"
+    assert by_id["simclr_s1+blur"].config["augment"]["color_strength"] == 1.0
+    assert by_id["simclr_s1+blur"].config["augment"]["blur"] is True
+    assert by_id["simclr_s0.125"].config["augment"] == {**smoke["augment"], "color_strength": 0.125,
+                                                        "blur": False}
+
+    head = studies.cells_for("head", smoke)
+    assert [c.config["head"]["mode"] for c in head] == ["none", "linear", "nonlinear"]
+    assert all(c.params["probe_z"] for c in head)
+
+    grid = studies.cells_for("batch_epochs", smoke)
+    assert [(c.config["batch_size"], c.config["epochs"]) for c in grid] == [(16, 1), (16, 2), (32, 1), (32, 2)]
+    temps = studies.cells_for("temperature", smoke)
+    assert [c.config["temperature"] for c in temps] == [0.05, 0.1, 0.5, 1.0]
+    assert [c.kind for c in studies.cells_for("headline", smoke)] == ["simclr", "pixels", "random", "supervised"]
+
+
+def test_study_overrides_reach_cells_only_of_that_study(smoke):
+    smoke["studies"]["temperature"]["config"] = {"epochs": 7, "probe": {"epochs": 3}}
+    cell = studies.cells_for("temperature", smoke)[0]
+    assert cell.config["epochs"] == 7 and cell.config["probe"]["epochs"] == 3
+    assert cell.config["probe"]["train_examples"] == smoke["probe"]["train_examples"]
+    assert "studies" not in cell.config
+    assert studies.cells_for("head", smoke)[0].config["epochs"] == smoke["epochs"]
+
+
+def test_every_config_defines_every_study():
+    for name in ("smoke", "cpu_fashion_mnist", "gpu_cifar10", "gpu_stl10"):
+        config = run.load_config(name)
+        for study in studies.STUDIES:
+            assert studies.cells_for(study, config), (name, study)
+
+
+# -- the composition augmenter ----------------------------------------------
+
+
+class _Affine(keras.layers.Layer):
+    """Deterministic stand-in operator: x * scale + shift."""
+
+    def __init__(self, scale, shift, **kwargs):
+        super().__init__(**kwargs)
+        self.scale, self.shift = scale, shift
+
+    def call(self, images, training=True):
+        return images * self.scale + self.shift
+
+
+_STAND_INS = {
+    "add": lambda size, params, seed: _Affine(1.0, 0.25),
+    "double": lambda size, params, seed: _Affine(2.0, 0.0),
+}
+
+
+def test_pair_applies_first_then_second():
+    images = np.full((2, 8, 8, 3), 0.1, "float32")
+    add_then_double = operators.pair_augmenter(("add", "double"), 8, factories=_STAND_INS)
+    double_then_add = operators.pair_augmenter(("double", "add"), 8, factories=_STAND_INS)
+    np.testing.assert_allclose(add_then_double(images), 0.7, atol=1e-5)
+    np.testing.assert_allclose(double_then_add(images), 0.45, atol=1e-5)
+    # Diagonal: the operator once, not twice.
+    np.testing.assert_allclose(operators.pair_augmenter(("add", "add"), 8, factories=_STAND_INS)(images),
+                               0.35, atol=1e-5)
+    # Evaluation (and the untouched branch): the resized image alone.
+    np.testing.assert_allclose(add_then_double(images, training=False), 0.1, atol=1e-5)
+
+
+def test_pair_augmenter_builds_the_paper_operators(smoke):
+    expected = {
+        "crop": simclr_tf.RandomResizedCrop, "cutout": simclr_tf.Cutout,
+        "color": simclr_tf.ColorDistortion, "sobel": simclr_tf.SobelFilter,
+        "noise": simclr_tf.GaussianNoise, "blur": simclr_tf.RandomGaussianBlur,
+        "rotate": simclr_tf.RandomRotate90,
+    }
+    images = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1), dtype=np.uint8)
+    for first in operators.OPERATORS:
+        augment = operators.pair_augmenter((first, "color"), 16, smoke["operators"], seed=0)
+        kinds = [type(layer) for layer in augment.transforms]
+        assert kinds == ([expected["color"]] if first == "color" else [expected[first], expected["color"]])
+        views = np.asarray(augment(images))
+        assert views.shape == (3, 16, 16, 3) and views.min() >= 0 and views.max() <= 1
+    reverse = operators.pair_augmenter(("color", "crop"), 16, smoke["operators"])
+    assert [type(layer) for layer in reverse.transforms] == [expected["color"], expected["crop"]]
+    # The crop operator takes the config's parameters.
+    assert reverse.transforms[1].area_range == tuple(smoke["operators"]["crop"]["area_range"])
+
+
+class _Recorder(keras.layers.Layer):
+    """Stand-in augmenter: the resized image; records each call's `training`."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.calls = []
+
+    def call(self, images, training=True):
+        self.calls.append(bool(training))
+        return keras.ops.image.resize(keras.ops.cast(images, "float32") / 255.0, (8, 8))
+
+
+@pytest.mark.parametrize("one_branch", [True, False])
+def test_one_branch_model_transforms_one_view(one_branch):
+    encoder = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3),
+                                keras.layers.GlobalAveragePooling2D()])
+    recorder = _Recorder()
+    model_class = cells.OneBranchSimCLR if one_branch else simclr_tf.SimCLR
+    model = model_class(encoder=encoder, projection_head=simclr_tf.ProjectionHead(output_dim=4),
+                        augmenter=recorder, temperature=0.5)
+    model.compile(optimizer="adam", run_eagerly=True)
+    images = np.random.default_rng(0).integers(0, 256, (8, 8, 8, 3), dtype=np.uint8)
+    model.fit(images, batch_size=4, epochs=1, verbose=0)
+    assert recorder.calls == ([False, True] if one_branch else [True, True]) * 2
+
+
+# -- report ------------------------------------------------------------------
+
+
+def _fake_run(cell):
+    value = 0.3 + 0.01 * len(cell.id)
+    return {"top1": value, "top1_h": value, "top1_z": value - 0.05, "wall_seconds": 0.0}
+
+
+def test_every_study_writes_csv_and_png(smoke, tmp_path):
+    smoke["studies"]["composition"]["operators"] = ["crop", "color", "sobel"]
+    smoke["studies"]["color"]["strengths"] = [0.5, "1+blur"]
+    smoke["studies"]["temperature"]["temperatures"] = [0.1, 0.5]
+    for study in studies.STUDIES:
+        records = harness.run_study(study, smoke, str(tmp_path), run_cell=_fake_run, log=lambda _: None)
+        with open(tmp_path / study / f"{study}.csv") as f:
+            table = list(csv.DictReader(f))
+        assert [row["cell"] for row in table] == [r["cell"] for r in records]
+        assert float(table[0]["top1"]) == pytest.approx(records[0]["result"]["top1"])
+        with open(tmp_path / study / f"{study}.png", "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    header = report.columns(records)
+    assert header[:4] == ["study", "cell", "kind", "method"] and header[-2:] == ["finished_at", "machine"]
+
+
+# -- real cells and resume ---------------------------------------------------
+
+
+def test_pixels_cell_probes_raw_images(smoke):
+    cell = next(c for c in studies.cells_for("headline", smoke) if c.kind == "pixels")
+    result = cells.run_cell(cell)
+    assert result["feature_dim_h"] == 16 * 16 * 3
+    assert 0.5 < result["top1"] <= 1.0  # Fashion-MNIST pixels are far above chance
+
+
+def test_resume_skips_finished_cells(smoke, tmp_path):
+    smoke["studies"]["color"]["strengths"] = [0.5]
+    # Crop and flip only: the colour kernels take most of a smoke cell's
+    # time to trace, and the augmentation has its own tests.
+    smoke["augment"].update(jitter_rate=0.0, grayscale_rate=0.0)
+    ran = []
+
+    def counting(cell):
+        ran.append(cell.id)
+        return cells.run_cell(cell)
+
+    first = harness.run_study("color", smoke, str(tmp_path), run_cell=counting, log=lambda _: None)
+    assert ran == ["simclr_s0.5", "supervised_s0.5"]
+    folder = tmp_path / "color"
+    files = sorted(os.listdir(folder / "cells"))
+    assert files == ["simclr_s0.5.json", "supervised_s0.5.json"]
+    for record in first:
+        result = record["result"]
+        assert 0.0 <= result["top1"] <= 1.0 and result["train_steps"] == 2
+        assert result["cpu_seconds"] > 0 and record["fingerprint"]
+    assert "top1_h" in first[0]["result"] and "final_accuracy" in first[1]["result"]
+    with open(folder / "color.csv") as f:
+        assert [row["cell"] for row in csv.DictReader(f)] == ["simclr_s0.5", "supervised_s0.5"]
+    stamps = {name: os.stat(folder / "cells" / name).st_mtime_ns for name in files}
+
+    second = harness.run_study("color", smoke, str(tmp_path), run_cell=counting, log=lambda _: None)
+    assert ran == ["simclr_s0.5", "supervised_s0.5"]  # nothing retrained
+    assert [r["result"] for r in second] == [r["result"] for r in first]
+    assert {name: os.stat(folder / "cells" / name).st_mtime_ns for name in files} == stamps
+    with open(folder / "cells" / "simclr_s0.5.json") as f:
+        assert json.load(f)["result"] == first[0]["result"]
+
+    # A finished cell from another config is refused, not mixed in.
+    smoke["probe"]["epochs"] += 1
+    with pytest.raises(ValueError, match="different config"):
+        harness.run_study("color", smoke, str(tmp_path), run_cell=counting, log=lambda _: None)
+    assert len(ran) == 2
