@@ -150,8 +150,15 @@ def resolve_jit(config):
     return bool(jit)
 
 
-def check_config(config):
-    """Refuses invalid values up front, naming the key and the value."""
+DEPTHS = (18, 34, 50, 101, 152)
+
+
+def check_config(config, replicas=1):
+    """Refuses invalid values up front, naming the key and the value.
+
+    `replicas` is the strategy's replica count: the global batch must split
+    evenly across replicas.
+    """
     checks = [
         ("temperature", config.get("temperature"), lambda v: isinstance(v, (int, float)) and v > 0, "> 0"),
         ("batch_size", config.get("batch_size"), lambda v: isinstance(v, int) and v >= 2, "an integer >= 2 (NT-Xent needs negatives)"),
@@ -162,9 +169,17 @@ def check_config(config):
         ("encoder.width_multiplier", config["encoder"].get("width_multiplier"),
          lambda v: isinstance(v, (int, float)) and v > 0, "> 0"),
     ]
+    if "depth" in config["encoder"]:  # configs with other encoders have none
+        checks.append(("encoder.depth", config["encoder"]["depth"], lambda v: v in DEPTHS,
+                       f"one of {DEPTHS}"))
     for key, value, ok, want in checks:
         if value is None or isinstance(value, bool) or not ok(value):
             raise ValueError(f"Config `{key}` must be {want}. Received: {key}={value!r}")
+    if config["batch_size"] % replicas:
+        raise ValueError(
+            f"Config `batch_size` must be divisible by the {replicas} replicas. "
+            f"Received: batch_size={config['batch_size']}"
+        )
 
 
 def count_batches(dataset):

@@ -79,12 +79,7 @@ def main(argv):
         tf.config.experimental.enable_op_determinism()
 
     strategy = common.make_strategy(FLAGS.strategy, FLAGS.tpu)
-    replicas = strategy.num_replicas_in_sync
-    if config["batch_size"] % replicas:
-        raise ValueError(
-            f"`batch_size` must be divisible by the {replicas} replicas. "
-            f"Received: batch_size={config['batch_size']}"
-        )
+    common.check_config(config, replicas=strategy.num_replicas_in_sync)
     load = dict(data_dir=config.get("data_dir"), seed=config["seed"])
     train = data.load(config["dataset"], split="train", batch_size=config["batch_size"],
                       shuffle=True, drop_remainder=True, **load)

@@ -29,6 +29,12 @@ LARGE_NUM = 1e9
 
 
 def _check_temperature(temperature):
+    if isinstance(temperature, bool) or (
+        not isinstance(temperature, (int, float)) and not hasattr(temperature, "dtype")
+    ):
+        raise ValueError(
+            f"`temperature` must be a number > 0. Received: temperature={temperature!r}"
+        )
     if isinstance(temperature, (int, float)) and not temperature > 0:
         raise ValueError(
             f"`temperature` must be > 0. Received: temperature={temperature}"
@@ -39,6 +45,16 @@ def _check_pair(z1, z2):
     if len(z1.shape) != 2 or len(z2.shape) != 2:
         raise ValueError(
             "`z1` and `z2` must be rank-2 (batch, dim) projections. "
+            f"Received: z1.shape={tuple(z1.shape)}, z2.shape={tuple(z2.shape)}"
+        )
+    if z1.shape[0] == 0 or z2.shape[0] == 0:
+        raise ValueError(
+            f"`z1` and `z2` must not be empty. Received: z1.shape={tuple(z1.shape)}, "
+            f"z2.shape={tuple(z2.shape)}"
+        )
+    if z1.shape[0] is not None and z2.shape[0] is not None and z1.shape[0] != z2.shape[0]:
+        raise ValueError(
+            "`z1` and `z2` must have the same batch size (z2[i] is the positive of z1[i]). "
             f"Received: z1.shape={tuple(z1.shape)}, z2.shape={tuple(z2.shape)}"
         )
     if z1.shape[-1] is not None and z2.shape[-1] is not None:
@@ -57,7 +73,12 @@ def _gather_global(z1, z2):
         return z1, z2, 0
     z1_all = ctx.all_gather(z1, axis=0)
     z2_all = ctx.all_gather(z2, axis=0)
-    offset = ctx.replica_id_in_sync_group * ops.shape(z1)[0]
+    # A global batch that does not divide evenly gives replicas different
+    # local batches, so the offset is the sum of the preceding replicas'
+    # sizes, not replica_id * local_batch.
+    sizes = ctx.all_gather(ops.reshape(ops.shape(z1)[0], (1,)), axis=0)
+    before = ops.arange(ctx.num_replicas_in_sync) < ctx.replica_id_in_sync_group
+    offset = ops.sum(ops.where(before, sizes, ops.zeros_like(sizes)))
     return z1_all, z2_all, offset
 
 

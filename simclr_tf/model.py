@@ -224,7 +224,21 @@ class SimCLR(keras.Model):
 
     # -- steps ----------------------------------------------------------
 
+    def _check_batch(self, images):
+        # One image has no negatives: NT-Xent is 0 with zero gradient, so
+        # training would silently learn nothing. Checked when the batch size
+        # is static (a dynamic last batch of 1 only costs one empty step).
+        ctx = tf.distribute.get_replica_context()
+        replicas = ctx.num_replicas_in_sync if ctx is not None else 1
+        batch = images.shape[0] if len(images.shape) else None
+        if batch is not None and batch * replicas < 2:
+            raise ValueError(
+                "SimCLR needs a global batch of at least 2 images (NT-Xent takes its negatives "
+                f"from the other images of the batch). Received: batch_size={batch * replicas}"
+            )
+
     def _contrastive_step(self, images, training):
+        self._check_batch(images)
         view1 = self.augmenter(images, training=True)
         view2 = self.augmenter(images, training=True)
         h1, z1 = self.embed(view1, training=training)

@@ -221,17 +221,29 @@ def _pretrain(out, *extra):
         start_new_session=True)
 
 
-def _epochs_backed_up(out):
-    backup = callbacks_lib.ResumableBackup(os.path.join(out, "backup"))
-    paths = backup.backups()
-    return state_of(paths[-1])["epoch"] if paths else 0
+def _newest_backup(out):
+    paths = callbacks_lib.ResumableBackup(os.path.join(out, "backup")).backups()
+    return paths[-1] if paths else None
 
 
-def _final_weights(out):
-    """Weights of the newest backup (written after the last epoch)."""
-    backup = callbacks_lib.ResumableBackup(os.path.join(out, "backup"))
+def _wait_for_epoch(proc, out, epoch, deadline):
+    while True:
+        newest = _newest_backup(out)
+        if newest and state_of(newest)["epoch"] >= epoch:
+            return
+        assert proc.poll() is None, proc.communicate()[0].decode()[-3000:]
+        assert time.time() < deadline, f"no backup of epoch {epoch} in {out}"
+        time.sleep(0.1)
+
+
+def _kill(proc):
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _h5_arrays(path):
     result = {}
-    with h5py.File(os.path.join(backup.backups()[-1], "model.weights.h5"), "r") as f:
+    with h5py.File(path, "r") as f:
         f.visititems(lambda name, obj: result.__setitem__(name, obj[()])
                      if isinstance(obj, h5py.Dataset) else None)
     return result
@@ -239,20 +251,16 @@ def _final_weights(out):
 
 @pytest.mark.slow
 def test_sigkill_then_rerun_resumes_and_matches_uninterrupted_run(tmp_path):
+    """About two pretrain lifetimes: the reference overlaps the other runs."""
     work = tmp_path / "work"
     work.mkdir()
     ref_out, out = str(work / "reference"), str(work / "run")
-    # The reference and the run to be killed start together (2 cores).
+    deadline = time.time() + 500
     reference = _pretrain(ref_out)
     victim = _pretrain(out)
-    deadline = time.time() + 400
-    while _epochs_backed_up(out) < 1:
-        assert victim.poll() is None, victim.communicate()[0].decode()[-3000:]
-        assert time.time() < deadline, "no backup written"
-        time.sleep(0.1)
-    os.killpg(victim.pid, signal.SIGKILL)
-    victim.wait()
-    done_before_kill = _epochs_backed_up(out)
+    _wait_for_epoch(victim, out, 1, deadline)
+    _kill(victim)
+    done_before_kill = state_of(_newest_backup(out))["epoch"]
     assert 1 <= done_before_kill < 3, "killed too late to test resuming"
     assert not os.path.exists(os.path.join(out, "metrics.json"))
     # A symlink planted where an artefact goes must be replaced, not followed.
@@ -261,10 +269,11 @@ def test_sigkill_then_rerun_resumes_and_matches_uninterrupted_run(tmp_path):
     os.symlink(outside, os.path.join(out, "metrics.json"))
 
     resumed = _pretrain(out)
-    log = resumed.communicate(timeout=400)[0].decode()
+    # The reference is only needed up to its last backup (after epoch 3).
+    _wait_for_epoch(reference, ref_out, 3, deadline)
+    _kill(reference)
+    log = resumed.communicate(timeout=max(1, deadline - time.time()))[0].decode()
     assert resumed.returncode == 0, log[-3000:]
-    ref_log = reference.communicate(timeout=400)[0].decode()
-    assert reference.returncode == 0, ref_log[-3000:]
 
     assert f"Resuming from {out}/backup/ckpt-{3 * done_before_kill:012d}: " \
            f"{done_before_kill} of 3 epochs done" in log
@@ -272,18 +281,23 @@ def test_sigkill_then_rerun_resumes_and_matches_uninterrupted_run(tmp_path):
     assert ran == list(range(done_before_kill + 1, 4))  # no completed epoch repeated
     metrics = json.loads(open(os.path.join(out, "metrics.json")).read())
     assert metrics["resumed_from_epoch"] == done_before_kill
-    assert len(metrics["history"]["loss"]) == 3
-    ref_metrics = json.loads(open(os.path.join(ref_out, "metrics.json")).read())
-    np.testing.assert_allclose(metrics["history"]["loss"], ref_metrics["history"]["loss"], rtol=1e-5)
     for name in ("encoder.keras", "simclr.keras", "saved_model/saved_model.pb"):
         assert os.path.isfile(os.path.join(out, name)), name
     assert outside.read_text() == "untouched" and not os.path.islink(os.path.join(out, "metrics.json"))
-    # Nothing written outside the two output folders, no temporaries left.
+    # Nothing written outside the output folders, no temporaries left.
     assert sorted(os.listdir(work)) == ["reference", "run"]
-    leftovers = [p for p in glob.glob(os.path.join(out, "**", ".*"), recursive=True)]
-    assert not leftovers
-    # Same data order, same augmenter stream, same optimizer step: same weights.
-    ref_weights, weights = _final_weights(ref_out), _final_weights(out)
+    assert not glob.glob(os.path.join(out, "**", ".*"), recursive=True)
+
+    # Same data order, augmenter stream and optimizer step: same weights
+    # (bit-identical on CPU when measured; the tolerance allows for
+    # reductions whose order depends on thread scheduling).
+    ref_backup, backup = _newest_backup(ref_out), _newest_backup(out)
+    assert state_of(backup)["step"] == state_of(ref_backup)["step"] == 9
+    np.testing.assert_allclose(metrics["history"]["loss"], state_of(ref_backup)["history"]["loss"],
+                               rtol=1e-5)
+    assert state_of(backup)["seed_states"] == state_of(ref_backup)["seed_states"]
+    ref_weights = _h5_arrays(os.path.join(ref_backup, "model.weights.h5"))
+    weights = _h5_arrays(os.path.join(backup, "model.weights.h5"))
     assert sorted(ref_weights) == sorted(weights)
     for name in ref_weights:
         np.testing.assert_allclose(weights[name], ref_weights[name], rtol=1e-4, atol=1e-6, err_msg=name)

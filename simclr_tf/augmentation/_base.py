@@ -10,9 +10,15 @@ deep inside TensorFlow.
 """
 
 import keras
+import numpy as np
 from keras import ops
 
 from simclr_tf.augmentation import _random
+
+
+# Resampling may overshoot [0, 1] by rounding; a 0-255 or standardised float
+# image is far outside this.
+_FLOAT_SLACK = 1e-3
 
 
 def check_images(images, name="images"):
@@ -32,7 +38,42 @@ def check_images(images, name="images"):
         )
     if shape[-1] not in (1, 3):
         raise ValueError(f"`{name}` must have 1 or 3 channels (last axis). Received: {name}.shape={shape}")
+    if 0 in shape[-3:-1]:
+        raise ValueError(f"`{name}` must have height and width >= 1. Received: {name}.shape={shape}")
+    check_values(images, dtype, name)
     return images
+
+
+def check_values(images, dtype, name="images"):
+    """Checks pixel values when they are concrete (eager calls).
+
+    Traced calls (`fit`, `tf.function`, `tf.data`, XLA) skip this: a pass over
+    every pixel of every batch would cost training time, and the data loaders
+    already check values where data enters.
+    """
+    try:
+        values = np.asarray(keras.ops.convert_to_numpy(images))
+    except Exception:  # noqa: BLE001 - symbolic tensors cannot be read
+        return
+    if values.size == 0 or dtype == "uint8":
+        return
+    if dtype.startswith("float") or dtype == "bfloat16":
+        values = values.astype("float32")
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"`{name}` contains NaN or Inf values. Received: {name}.dtype={dtype}")
+        low, high = float(values.min()), float(values.max())
+        if low < -_FLOAT_SLACK or high > 1.0 + _FLOAT_SLACK:
+            raise ValueError(
+                f"Floating `{name}` must lie in [0, 1] (integer images in [0, 255]). "
+                f"Received: {name} with min={low}, max={high}"
+            )
+    else:
+        low, high = int(values.min()), int(values.max())
+        if low < 0 or high > 255:
+            raise ValueError(
+                f"Integer `{name}` must lie in [0, 255]. Received: {name}.dtype={dtype} "
+                f"with min={low}, max={high}"
+            )
 
 
 def _is_tensor(x):
