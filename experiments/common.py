@@ -90,6 +90,7 @@ def build_encoder(config, zero_init_residual=True):
         width_multiplier=enc["width_multiplier"],
         input_shape=(size, size, 3),
         small_images=enc["small_images"],
+        stem_stride=enc.get("stem_stride", 1),
         sync_batch_norm=config.get("sync_batch_norm", False),
         zero_init_residual=zero_init_residual,
     )

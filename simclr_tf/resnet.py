@@ -81,6 +81,7 @@ def resnet(
     small_images=False,
     sync_batch_norm=False,
     zero_init_residual=True,
+    stem_stride=1,
     name=None,
 ):
     """Builds a ResNet v1 encoder from images to pooled features.
@@ -95,6 +96,8 @@ def resnet(
         small_images: the CIFAR-style stem (3x3 stride-1 convolution, no
             max-pool) for images of about 32 px.
         sync_batch_norm: global BN: batch statistics over all replicas.
+        stem_stride: stride of the small-image stem (1 in the paper; 2
+            quarters the compute of every later layer, a CPU budget option).
         zero_init_residual: start the last BN gamma of each residual block
             at 0 (the paper's choice); False gives the plain He/ones init.
         name: model name; defaults to `resnet{depth}`.
@@ -133,12 +136,14 @@ def resnet(
             "`input_shape` must be (height, width, channels) with 1 or 3 "
             f"channels. Received: input_shape={input_shape}"
         )
+    if stem_stride not in (1, 2):
+        raise ValueError(f"`stem_stride` must be 1 or 2. Received: stem_stride={stem_stride!r}")
     kind, counts = _BLOCKS[depth]
     base = max(1, int(round(64 * width_multiplier)))
 
     inputs = keras.Input(shape=input_shape, name="images")
     if small_images:
-        x = _conv(base, 3, 1, "stem_conv")(inputs)
+        x = _conv(base, 3, stem_stride, "stem_conv")(inputs)
         x = _bn("stem_bn", sync_batch_norm)(x)
         x = layers.ReLU(name="stem_relu")(x)
     else:

@@ -38,6 +38,18 @@ def test_small_image_stem_keeps_resolution_and_imagenet_stem_quarters_it():
     assert not any(isinstance(l, keras.layers.MaxPooling2D) for l in small.layers)
 
 
+def test_stem_stride_two_halves_the_first_stage():
+    enc = resnet(18, 0.125, (28, 28, 3), small_images=True, stem_stride=2)
+    assert enc.get_layer("stage1_block1_conv1").input.shape[1] == 14
+    with pytest.raises(ValueError, match="stem_stride"):
+        resnet(18, 0.125, (28, 28, 3), small_images=True, stem_stride=3)
+
+
+def test_plain_init_switch_keeps_gamma_at_one():
+    enc = resnet(18, 0.125, (8, 8, 3), small_images=True, zero_init_residual=False)
+    assert all(np.all(l.gamma.numpy() == 1) for l in enc.layers if l.name.endswith("_bn2"))
+
+
 def test_last_bn_of_each_block_starts_at_zero_gamma():
     encoder = resnet(50, 0.125, (16, 16, 3), small_images=True)
     last_bns = [l for l in encoder.layers if l.name.endswith("_bn3")]
