@@ -70,10 +70,12 @@ def test_other_studies_cells(smoke):
     assert all(c.params["probe_z"] for c in head)
 
     grid = studies.cells_for("batch_epochs", smoke)
-    assert [(c.config["batch_size"], c.config["epochs"]) for c in grid] == [(16, 1), (16, 2), (32, 1), (32, 2)]
+    assert [(c.config["batch_size"], c.config["epochs"]) for c in grid] == [
+        (16, 1), (16, 2), (32, 1), (32, 2)]
     temps = studies.cells_for("temperature", smoke)
     assert [c.config["temperature"] for c in temps] == [0.05, 0.1, 0.5, 1.0]
-    assert [c.kind for c in studies.cells_for("headline", smoke)] == ["simclr", "pixels", "random", "supervised"]
+    headline = studies.cells_for("headline", smoke)
+    assert [c.kind for c in headline] == ["simclr", "pixels", "random", "supervised"]
 
 
 def test_study_overrides_reach_cells_only_of_that_study(smoke):

@@ -67,7 +67,8 @@ def run_study(study, config, output_dir, run_cell=None, log=print):
         path = cell_path(output_dir, cell)
         record = _finished(path, cell)
         if record is not None:
-            log(f"[{i}/{len(cells)}] {study}/{cell.id}: finished earlier, top1={record['result'].get('top1')}")
+            top1 = record["result"].get("top1")
+            log(f"[{i}/{len(cells)}] {study}/{cell.id}: finished earlier, top1={top1}")
             records.append(record)
             continue
         log(f"[{i}/{len(cells)}] {study}/{cell.id}: running")

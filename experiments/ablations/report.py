@@ -14,7 +14,7 @@ from simclr_tf.io import atomic_path
 _FIRST = ("study", "cell", "kind")
 _RESULT_ORDER = ("top1", "top1_h", "top1_z", "top5_h", "top5_z", "train_top1_h", "train_top1_z",
                  "final_loss", "final_contrastive_acc", "final_accuracy", "train_steps",
-                 "train_seconds", "wall_seconds", "cpu_seconds")
+                 "train_seconds", "train_cpu_seconds", "wall_seconds", "cpu_seconds")
 
 
 def rows(records):
@@ -96,7 +96,8 @@ def _composition(ax, table):
     ax.set_title("Composition (diagonal: single operator)")
 
 
-def _lines(ax, table, x_key, series_key, title, xlabel, log_x=False):
+def _lines(ax, table, x_key, series_key, title, xlabel, log_x=False, series_label="{}"):
+    """top-1 against `x_key`, one line per value of `series_key`."""
     series = {}
     for row in table:
         series.setdefault(str(row.get(series_key, "SimCLR")), []).append(row)
@@ -111,8 +112,8 @@ def _lines(ax, table, x_key, series_key, title, xlabel, log_x=False):
             xs = [r[x_key] for r in points]
         else:
             xs = [labels.index(str(r[x_key])) for r in points]
-        ax.plot(xs, [_pct(r.get("top1")) for r in points], marker="o", label=f"{series_key}={name}"
-                if series_key in ("batch_size",) else name)
+        ax.plot(xs, [_pct(r.get("top1")) for r in points], marker="o",
+                label=series_label.format(name))
     if not numeric:
         ax.set_xticks(range(len(labels)), labels)
     if log_x:
@@ -156,7 +157,8 @@ def plot(study, table, path):
         elif study == "head":
             _bars(ax, table, "head", ["top1_h", "top1_z"], "Projection head: probe on h and on z")
         elif study == "batch_epochs":
-            _lines(ax, table, "epochs", "batch_size", "Batch size x training epochs", "epochs")
+            _lines(ax, table, "epochs", "batch_size", "Batch size x training epochs", "epochs",
+                   series_label="batch {}")
         elif study == "temperature":
             _lines(ax, table, "temperature", "method", "NT-Xent temperature", "temperature",
                    log_x=True)
