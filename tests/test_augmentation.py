@@ -461,3 +461,25 @@ def test_keras_cv_layers_are_drop_in_members():
         assert 0.0 <= float(tf.reduce_min(out)) and float(tf.reduce_max(out)) <= 1.0 + 1e-5
     ds = tf.data.Dataset.from_tensor_slices(images).batch(2).map(lambda x: pipeline(x))
     assert [tuple(b.shape) for b in ds] == [(2, 16, 16, 3)] * 2
+
+
+def test_saturation_closed_form_clips_like_tf_image():
+    # Strong factors push S past 1 on most pixels of a vivid batch; small ones
+    # nearly grey it; grey and black pixels must pass through.
+    x = _rgb((6, 8, 8, 3), seed=3)
+    x[:, 0, 0] = [0.0, 0.0, 0.0]
+    x[:, 0, 1] = [0.4, 0.4, 0.4]
+    x[:, 0, 2] = [1.0, 0.999, 0.0]
+    factors = np.array([0.0, 0.05, 1.0, 2.0, 5.0, 50.0], "float32")
+    ref = np.stack([tf.image.adjust_saturation(x[i], factors[i]).numpy() for i in range(6)])
+    np.testing.assert_allclose(color_lib.adjust_saturation(x, factors), ref, atol=1e-5)
+
+
+def test_jitter_mask_leaves_images_bit_exact(colour_batch):
+    gen = keras.random.SeedGenerator(0)
+    factors, order = color_lib.sample_jitter(gen, 4, color_lib.jitter_ranges(1.0))
+    mask = np.array([True, False, True, False])
+    out = np.asarray(color_lib.jitter_in_order(colour_batch, *factors, order, mask=mask))
+    np.testing.assert_array_equal(out[~mask], colour_batch[~mask])
+    full = np.asarray(color_lib.jitter_in_order(colour_batch, *factors, order))
+    np.testing.assert_allclose(out[mask], full[mask], atol=1e-6)
