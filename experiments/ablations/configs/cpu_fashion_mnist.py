@@ -33,7 +33,8 @@ def get_config():
         "image_size": 28,
         "num_classes": 10,
         "seed": 0,
-        "encoder": {"depth": 18, "width_multiplier": 0.25, "small_images": True},
+        # stem_stride=2 (a 4x cheaper ResNet at 28 px) is a budget alternative.
+        "encoder": {"depth": 18, "width_multiplier": 0.25, "small_images": True, "stem_stride": 1},
         "head": {"mode": "nonlinear", "num_layers": 2, "output_dim": 64},
         # SimCLRAugmentation arguments for every study but composition.
         "augment": {"crop_area_range": (0.2, 1.0), "color_strength": 0.5, "blur": False},
