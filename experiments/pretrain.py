@@ -24,7 +24,6 @@ A finished run's backup is kept, so re-running it only redoes the exports.
 import json
 import os
 import shutil
-import tempfile
 import time
 
 from absl import app, flags, logging
@@ -79,7 +78,7 @@ def main(argv):
         tf.config.experimental.enable_op_determinism()
 
     strategy = common.make_strategy(FLAGS.strategy, FLAGS.tpu)
-    common.check_config(config, replicas=strategy.num_replicas_in_sync)
+    common.check_config(config, replicas=strategy.num_replicas_in_sync)  # now that replicas are known
     load = dict(data_dir=config.get("data_dir"), seed=config["seed"])
     train = data.load(config["dataset"], split="train", batch_size=config["batch_size"],
                       shuffle=True, drop_remainder=True, **load)
@@ -95,9 +94,10 @@ def main(argv):
     logging.info("Encoder %s: %d parameters", model.encoder.name, model.encoder.count_params())
 
     # Non-chief workers of a multi-worker job run every save (they may read
-    # distributed variables) into a scratch folder that is deleted at exit.
+    # distributed variables) into a scratch folder inside --output_dir that
+    # is deleted at exit.
     chief = callbacks_lib.is_chief(strategy)
-    write_dir = out if chief else tempfile.mkdtemp(prefix="simclr_worker_")
+    write_dir = out if chief else callbacks_lib.worker_scratch(out, strategy)
     run_info = {"config": {k: v for k, v in config.items() if k != "probe"}, "steps_per_epoch": steps}
     backup = callbacks_lib.ResumableBackup(
         os.path.join(out, "backup"), save_freq=FLAGS.backup_every_steps or "epoch", keep=2,

@@ -105,6 +105,19 @@ def is_chief(strategy):
     return "chief" not in cluster and resolver.task_type == "worker" and resolver.task_id == 0
 
 
+def worker_scratch(parent, strategy):
+    """A fresh folder `parent/.worker-<task id>.tmp` for a non-chief worker's
+    saves: inside the output folder (nothing is written outside it), and
+    under a fixed name, so a killed worker's leftovers are replaced by its
+    next run (or removed by `remove_temporaries`)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task = f"{resolver.task_type}{resolver.task_id}" if resolver is not None else "0"
+    path = os.path.join(parent, f".worker-{task}.tmp")
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path)
+    return path
+
+
 def _seed_states(model):
     # `SeedGenerator` states are model variables but are not written by
     # `save_weights`, so the augmenter would restart its random stream. They
@@ -142,7 +155,8 @@ class ResumableBackup(keras.callbacks.Callback):
 
     Under `MultiWorkerMirroredStrategy` every worker runs the save (it may
     read distributed variables), but only the chief (or worker 0) writes into
-    `directory`; the others write into a temporary folder that is deleted.
+    `directory`; the others write into a hidden scratch folder inside it
+    that is deleted after each save.
 
     Args:
         directory: folder for the backups (created on the first save).
@@ -282,10 +296,10 @@ class ResumableBackup(keras.callbacks.Callback):
             "history": self._history,
             "run_info": self.run_info,
         }
-        chief = is_chief(self.model.distribute_strategy)
-        target = os.path.join(
-            self.directory if chief else tempfile.mkdtemp(prefix="simclr_backup_"), f"ckpt-{step:012d}"
-        )
+        strategy = self.model.distribute_strategy
+        chief = is_chief(strategy)
+        folder = self.directory if chief else worker_scratch(self.directory, strategy)
+        target = os.path.join(folder, f"ckpt-{step:012d}")
         try:
             with atomic_path(target, directory=True) as tmp:
                 os.makedirs(tmp)
@@ -296,7 +310,7 @@ class ResumableBackup(keras.callbacks.Callback):
                 _fsync(os.path.join(tmp, _STATE))
         finally:
             if not chief:
-                shutil.rmtree(os.path.dirname(target), ignore_errors=True)
+                shutil.rmtree(folder, ignore_errors=True)
         if chief:
             for old in self.backups()[: -self.keep]:
                 shutil.rmtree(old, ignore_errors=True)
@@ -378,8 +392,9 @@ class AtomicCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not _finite(logs) or not _weights_finite(self.model):
             return
-        chief = is_chief(self.model.distribute_strategy)
-        folder = self.directory if chief else tempfile.mkdtemp(prefix="simclr_ckpt_")
+        strategy = self.model.distribute_strategy
+        chief = is_chief(strategy)
+        folder = self.directory if chief else worker_scratch(self.directory, strategy)
         try:
             _save_weights_atomically(self.model, os.path.join(folder, f"epoch_{epoch + 1:04d}.weights.h5"))
         finally:

@@ -36,7 +36,9 @@ def tiny_model(seed=0):
     model = simclr_tf.SimCLR(
         encoder=encoder,
         projection_head=simclr_tf.ProjectionHead(output_dim=8),
-        augmenter=simclr_tf.SimCLRAugmentation(SIZE, seed=seed),
+        # A seeded flip: it has a random state to restore and traces in a
+        # fraction of the full augmentation's time.
+        augmenter=simclr_tf.RandomFlip(seed=seed),
         temperature=0.5,
     )
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
@@ -212,13 +214,42 @@ TINY = ["--set", "encoder.width_multiplier=0.0625", "--batch_size=32", "--steps_
         "--epochs=3", "--noprobe"]
 
 
-def _pretrain(out, *extra):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "",
-           "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "experiments.pretrain", f"--output_dir={out}", *TINY, *extra],
-        cwd=os.path.dirname(out), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        start_new_session=True)
+class _Run:
+    """A pretrain subprocess whose output goes to a log file (a pipe that is
+    not read could fill up and block it)."""
+
+    def __init__(self, out, args, log, env=None):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "",
+               "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {})}
+        self.log_path = log
+        with open(self.log_path, "wb") as log_file:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "experiments.pretrain", f"--output_dir={out}", *args],
+                cwd=os.path.dirname(out), env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        self.pid = self.proc.pid
+
+    def poll(self):
+        return self.proc.poll()
+
+    def wait(self, timeout=None):
+        return self.proc.wait(timeout=timeout)
+
+    @property
+    def returncode(self):
+        return self.proc.returncode
+
+    def output(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def communicate(self, timeout=None):
+        self.proc.wait(timeout=timeout)
+        return self.output(), None
+
+
+def _pretrain(out, *extra, logs):
+    return _Run(out, [*TINY, *extra], log=os.path.join(logs, f"{os.path.basename(out)}.{time.time_ns()}.log"))
 
 
 def _newest_backup(out):
@@ -231,7 +262,7 @@ def _wait_for_epoch(proc, out, epoch, deadline):
         newest = _newest_backup(out)
         if newest and state_of(newest)["epoch"] >= epoch:
             return
-        assert proc.poll() is None, proc.communicate()[0].decode()[-3000:]
+        assert proc.poll() is None, proc.output()[-3000:]
         assert time.time() < deadline, f"no backup of epoch {epoch} in {out}"
         time.sleep(0.1)
 
@@ -252,12 +283,12 @@ def _h5_arrays(path):
 @pytest.mark.slow
 def test_sigkill_then_rerun_resumes_and_matches_uninterrupted_run(tmp_path):
     """About two pretrain lifetimes: the reference overlaps the other runs."""
-    work = tmp_path / "work"
+    work, logs = tmp_path / "work", str(tmp_path)
     work.mkdir()
     ref_out, out = str(work / "reference"), str(work / "run")
     deadline = time.time() + 500
-    reference = _pretrain(ref_out)
-    victim = _pretrain(out)
+    reference = _pretrain(ref_out, logs=logs)
+    victim = _pretrain(out, logs=logs)
     _wait_for_epoch(victim, out, 1, deadline)
     _kill(victim)
     done_before_kill = state_of(_newest_backup(out))["epoch"]
@@ -268,11 +299,11 @@ def test_sigkill_then_rerun_resumes_and_matches_uninterrupted_run(tmp_path):
     outside.write_text("untouched")
     os.symlink(outside, os.path.join(out, "metrics.json"))
 
-    resumed = _pretrain(out)
+    resumed = _pretrain(out, logs=logs)
     # The reference is only needed up to its last backup (after epoch 3).
     _wait_for_epoch(reference, ref_out, 3, deadline)
     _kill(reference)
-    log = resumed.communicate(timeout=max(1, deadline - time.time()))[0].decode()
+    log = resumed.communicate(timeout=max(1, deadline - time.time()))[0]
     assert resumed.returncode == 0, log[-3000:]
 
     assert f"Resuming from {out}/backup/ckpt-{3 * done_before_kill:012d}: " \
@@ -301,3 +332,59 @@ def test_sigkill_then_rerun_resumes_and_matches_uninterrupted_run(tmp_path):
     assert sorted(ref_weights) == sorted(weights)
     for name in ref_weights:
         np.testing.assert_allclose(weights[name], ref_weights[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def _free_ports(n):
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _workers(out, epochs, logs):
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    args = [a if not a.startswith("--epochs") else f"--epochs={epochs}" for a in TINY]
+    return [
+        _Run(out, [*args, "--strategy=multi_worker"],
+             env={"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})},
+             log=os.path.join(logs, f"worker{i}.{time.time_ns()}.log"))
+        for i in range(2)
+    ]
+
+
+@pytest.mark.slow
+def test_multi_worker_kill_one_worker_then_restart_resumes(tmp_path):
+    """2 workers on 127.0.0.1: SIGKILL worker 1 after the first backup; worker
+    0's collectives abort (UnavailableError) and it exits; the restarted job
+    resumes from the chief's backup and finishes."""
+    out = str(tmp_path / "run")
+    deadline = time.time() + 540
+    first = _workers(out, epochs=2, logs=str(tmp_path))
+    _wait_for_epoch(first[0], out, 1, deadline)
+    _kill(first[1])
+    try:
+        first[0].wait(timeout=120)  # measured: ~20 s to notice the lost peer
+    except subprocess.TimeoutExpired:
+        _kill(first[0])
+        pytest.fail("worker 0 did not notice that worker 1 died")
+    assert first[0].returncode != 0
+    assert "UnavailableError" in first[0].output()
+    done_before_kill = state_of(_newest_backup(out))["epoch"]
+    assert done_before_kill == 1
+
+    second = _workers(out, epochs=2, logs=str(tmp_path))
+    logs = [p.communicate(timeout=max(1, deadline - time.time()))[0] for p in second]
+    for proc, log in zip(second, logs):
+        assert proc.returncode == 0, log[-3000:]
+        assert f"Resuming from {out}/backup/ckpt-000000000003: 1 of 2 epochs done" in log
+        assert re.findall(r"Epoch (\d+)/2", log) == ["2"]
+    metrics = json.loads(open(os.path.join(out, "metrics.json")).read())
+    assert metrics["resumed_from_epoch"] == 1 and len(metrics["history"]["loss"]) == 2
+    for name in ("encoder.keras", "simclr.keras", "saved_model/saved_model.pb"):
+        assert os.path.isfile(os.path.join(out, name)), name
+    assert not glob.glob(os.path.join(out, "**", ".*"), recursive=True)  # no worker scratch left
