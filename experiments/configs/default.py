@@ -1,9 +1,8 @@
 """Default: a small ResNet-18 pretrained on the embedded Fashion-MNIST subset.
 
-Sized for a 2-core CPU: aimed at about 5 minutes end to end on an idle
-machine (pretraining plus the linear probes of the learned encoder, a random
-encoder and raw pixels); measured 18 minutes on a shared machine at load 5-7
-(README, "Results of the main job").
+Sized for a 2-core CPU: 7 minutes end to end on an idle machine (341 s of
+pretraining plus the linear probes of the learned encoder, a random encoder
+and raw pixels); see README, "Results of the main job".
 
 Launch:
     python -m experiments.pretrain --config=default --output_dir=runs/default
