@@ -8,6 +8,8 @@ and the gradient comes from the 2N - 2 negatives). With global
 to how images are split across replicas.
 """
 
+import socket
+
 import keras
 import numpy as np
 
@@ -49,3 +51,14 @@ def make_model(size=8, sync=True):
 
 def fixed_images(n=8, size=8, seed=0):
     return np.random.default_rng(seed).integers(0, 255, (n, size, size, 3), dtype=np.uint8)
+
+
+def free_ports(n):
+    """`n` currently unused TCP ports on 127.0.0.1 for a local cluster."""
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports

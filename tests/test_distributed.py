@@ -5,7 +5,6 @@ single-process run."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.distributed_helpers import fixed_images, make_model
+from tests.distributed_helpers import fixed_images, free_ports, make_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -54,14 +53,6 @@ def test_mirrored_without_global_bn_differs(mirrored_strategy):
     assert abs(losses[0] - losses[1]) > 1e-4
 
 
-def _free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 @pytest.mark.slow
@@ -72,7 +63,7 @@ def test_multi_worker_two_processes_match_single_process(tmp_path):
     single = tmp_path / "single.npz"
     subprocess.run([sys.executable, script, str(single), "single", str(steps)],
                    check=True, env=env, timeout=300, capture_output=True)
-    ports = _free_ports(2)
+    ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     procs = []
     for i in range(2):

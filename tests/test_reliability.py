@@ -20,6 +20,7 @@ import simclr_tf
 from simclr_tf import callbacks as callbacks_lib
 from simclr_tf import evaluation
 from simclr_tf.io import save_keras, write_json
+from tests.distributed_helpers import free_ports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 16
@@ -334,20 +335,10 @@ def test_sigkill_then_rerun_resumes_and_matches_uninterrupted_run(tmp_path):
         np.testing.assert_allclose(weights[name], ref_weights[name], rtol=1e-4, atol=1e-6, err_msg=name)
 
 
-def _free_ports(n):
-    import socket
-
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def _workers(out, epochs, logs):
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
     args = [a if not a.startswith("--epochs") else f"--epochs={epochs}" for a in TINY]
     return [
         _Run(out, [*args, "--strategy=multi_worker"],
