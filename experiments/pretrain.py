@@ -171,7 +171,9 @@ def run_probes(config, model, data, evaluation, common):
         return ds.unbatch().take(limit).batch(500) if limit else ds
 
     eval_view = lambda x: model.augmenter(x, training=False)  # noqa: E731
-    epochs = config["probe"]["epochs"]
+    # Everything in config["probe"] but the row cap goes to linear_probe
+    # (solver, l2, max_iterations, ...).
+    probe_args = {k: v for k, v in config["probe"].items() if k != "max_examples"}
     results = {}
     keras.utils.set_random_seed(config["seed"] + 1)
     candidates = {
@@ -187,9 +189,11 @@ def run_probes(config, model, data, evaluation, common):
             evaluation.extract_features(encoder, split(s), preprocess=eval_view)
             for s in ("train", "test")
         )
-        scores = evaluation.linear_probe(xtr, ytr, xte, yte, epochs=epochs, seed=config["seed"])
+        scores = evaluation.linear_probe(xtr, ytr, xte, yte, seed=config["seed"], **probe_args)
         results[f"probe_top1_{name}"] = scores["top1"]
         results[f"probe_top5_{name}"] = scores["top5"]
+        if "l2" in scores:
+            results[f"probe_l2_{name}"] = scores["l2"]
         logging.info("probe %s: %s (%.0fs)", name, scores, time.time() - start)
     return results
 

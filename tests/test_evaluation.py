@@ -376,3 +376,82 @@ def test_load_encoder_rejects_bad_paths(tmp_path):
         evaluation.load_encoder(str(tmp_path))
     with pytest.raises(ValueError, match="missing.keras"):
         evaluation.load_encoder(str(tmp_path / "missing.keras"))
+
+
+# --------------------------------------------------------------------------
+# Linear probe (L-BFGS logistic regression)
+
+
+def blobs(n, dim, classes, seed, spread=2.0):
+    """Gaussian blobs around fixed centres (the same for every `seed`)."""
+    centres = np.random.default_rng(100).normal(0, spread, (classes, dim))
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % classes
+    return (centres[labels] + rng.normal(0, 1, (n, dim))).astype(np.float32), labels
+
+
+@pytest.mark.parametrize("l2", [1e-1, 1e-3])
+def test_lbfgs_probe_matches_scikit_learn(l2):
+    sklearn = pytest.importorskip("sklearn.linear_model")
+    x, y = blobs(300, 6, 3, seed=0, spread=1.0)
+    x = (x - x.mean(0)) / (x.std(0) + 1e-6)
+    weights, bias = evaluation._fit_logistic(x.astype(np.float64), y, 3, l2, max_iterations=500)
+    # scikit-learn minimises C * sum(CE) + ||W||^2 / 2, i.e. our mean CE +
+    # l2 / 2 ||W||^2 with C = 1 / (l2 * n).
+    reference = sklearn.LogisticRegression(C=1 / (l2 * len(x)), tol=1e-10, max_iter=5000).fit(x, y)
+    ours = keras.ops.convert_to_numpy(keras.ops.softmax(x @ weights + bias))
+    np.testing.assert_allclose(ours, reference.predict_proba(x), atol=2e-4)
+
+
+def test_lbfgs_probe_picks_l2_without_looking_at_test_labels():
+    xtr, ytr = blobs(400, 20, 4, seed=1)
+    xte, yte = blobs(200, 20, 4, seed=2)
+    scores = evaluation.linear_probe(xtr, ytr, xte, yte)
+    assert scores["l2"] in evaluation.PROBE_L2_GRID
+    assert set(scores["validation_top1"]) == {f"{v:g}" for v in evaluation.PROBE_L2_GRID}
+    assert scores["top1"] > 0.9, scores  # well-separated blobs; chance is 0.25
+    # Shuffled test labels change the score but not the choice of penalty.
+    shuffled = evaluation.linear_probe(xtr, ytr, xte, np.roll(yte, 1))
+    assert shuffled["l2"] == scores["l2"]
+    assert shuffled["validation_top1"] == scores["validation_top1"]
+    assert shuffled["top1"] < 0.5
+
+
+def test_lbfgs_probe_penalty_helps_on_noisy_features_and_auto_follows_validation():
+    # 100 rows, 150 mostly-noise dimensions: an unpenalised fit memorises the
+    # training rows; a penalty generalises better.
+    rng = np.random.default_rng(3)
+    ytr, yte = np.arange(100) % 2, np.arange(1000) % 2
+
+    def features(y):
+        signal = (2 * y - 1)[:, None] * np.ones((1, 5))
+        return np.concatenate([signal + rng.normal(0, 1.5, (len(y), 5)),
+                               rng.normal(0, 1, (len(y), 145))], 1)
+
+    xtr, xte = features(ytr), features(yte)
+    weak = evaluation.linear_probe(xtr, ytr, xte, yte, l2=0.0, max_iterations=300)
+    strong = evaluation.linear_probe(xtr, ytr, xte, yte, l2=1.0, max_iterations=300)
+    assert weak["train_top1"] == 1.0
+    assert strong["top1"] > weak["top1"] + 0.015, (strong, weak)
+    auto = evaluation.linear_probe(xtr, ytr, xte, yte, max_iterations=300)
+    best = max(auto["validation_top1"].values())
+    # The strongest penalty among the best on validation.
+    assert auto["l2"] == next(v for v in evaluation.PROBE_L2_GRID
+                              if auto["validation_top1"][f"{v:g}"] == best)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"solver": "sgd"}, "`solver` must be 'lbfgs' or 'adam'. Received: solver='sgd'"),
+        ({"l2": -1.0}, "`l2` must be 'auto' or a finite number >= 0. Received: l2=-1.0"),
+        ({"l2": "big"}, "`l2` must be 'auto' or a number >= 0. Received: l2='big'"),
+        ({"validation_fraction": 0.0}, "`validation_fraction` must be a number in (0, 1]"),
+        ({"max_iterations": 0}, "`max_iterations`"),
+    ],
+)
+def test_linear_probe_rejects_bad_arguments(kwargs, message):
+    x, y = blobs(40, 3, 2, seed=0)
+    with pytest.raises(ValueError) as error:
+        evaluation.linear_probe(x, y, x, y, **kwargs)
+    assert message in str(error.value)

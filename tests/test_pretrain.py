@@ -12,7 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHORT = [
     "--epochs=2", "--steps_per_epoch=2", "--batch_size=32",
     "--set", "encoder.width_multiplier=0.0625",
-    "--set", "probe.max_examples=300", "--set", "probe.epochs=3",
+    "--set", "probe.max_examples=300", "--set", "probe.max_iterations=20",
 ]
 
 

@@ -39,8 +39,10 @@ def get_config():
         },
         "jit_compile": "auto",
         "sync_batch_norm": False,
-        # Linear probes after pretraining; max_examples caps each split
-        # (None: all of it).
-        "probe": {"epochs": 100, "max_examples": None},
+        # Linear probes after pretraining: logistic regression by L-BFGS with
+        # its L2 penalty chosen on a held-out fifth of the training split
+        # (see simclr_tf.evaluation.linear_probe); max_examples caps each
+        # split (None: all of it).
+        "probe": {"solver": "lbfgs", "l2": "auto", "max_iterations": 150, "max_examples": None},
         "num_classes": 10,
     }
