@@ -20,6 +20,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# What `import simclr_tf` sets when TensorFlow is not imported yet (keras
+# imports it first here); benchmarks/onednn.py compares both settings.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -29,7 +32,8 @@ import simclr_tf  # noqa: E402
 
 
 def build(args):
-    encoder = simclr_tf.resnet(args.depth, args.width, (args.size, args.size, 3), small_images=True)
+    encoder = simclr_tf.resnet(args.depth, args.width, (args.size, args.size, 3), small_images=True,
+                               stem_stride=args.stem_stride)
     model = simclr_tf.SimCLR(
         encoder,
         simclr_tf.ProjectionHead(output_dim=128),
@@ -61,6 +65,7 @@ def main():
     parser.add_argument("--depth", type=int, default=18)
     parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--stem_stride", type=int, default=1)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
@@ -76,7 +81,8 @@ def main():
     data = tf.data.Dataset.from_tensors(images).repeat()
     iterator = iter(data)
 
-    floor_model = simclr_tf.resnet(args.depth, args.width, (args.size, args.size, 3), small_images=True)
+    floor_model = simclr_tf.resnet(args.depth, args.width, (args.size, args.size, 3), small_images=True,
+                                   stem_stride=args.stem_stride)
     floor_opt = simclr_tf.LARS(0.1)
     floor = floor_step(floor_model, floor_opt)
     views = tf.random.uniform((2 * args.batch, args.size, args.size, 3))
@@ -102,7 +108,8 @@ def main():
     full_s, floor_s = min(times["full"]), min(times["floor"])
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     params = model.encoder.count_params()
-    print(f"encoder resnet{args.depth} x{args.width} ({params:,} params), {args.size}px, "
+    print(f"encoder resnet{args.depth} x{args.width} ({params:,} params, stem stride {args.stem_stride}), "
+          f"{args.size}px, oneDNN={os.environ.get('TF_ENABLE_ONEDNN_OPTS')}, "
           f"batch {args.batch} (2N = {2 * args.batch} views), jit={args.jit}")
     print(f"floor (encoder fwd+bwd on 2N views): {floor_s:.3f} s/step, {args.batch / floor_s:.1f} images/s")
     print(f"full SimCLR step:                    {full_s:.3f} s/step, {args.batch / full_s:.1f} images/s")

@@ -10,10 +10,10 @@ import importlib
 import importlib.util
 import os
 
-import keras
-import tensorflow as tf
+import simclr_tf  # first: it sets TF_ENABLE_ONEDNN_OPTS before TensorFlow loads
 
-import simclr_tf
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 

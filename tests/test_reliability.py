@@ -250,7 +250,10 @@ class _Run:
 
 
 def _pretrain(out, *extra, logs):
-    return _Run(out, [*TINY, *extra], log=os.path.join(logs, f"{os.path.basename(out)}.{time.time_ns()}.log"))
+    # --deterministic: oneDNN off (its multi-threaded CPU kernels differ in the
+    # last bits from run to run) and TF op determinism on, so that a resumed
+    # run can be compared with an uninterrupted one bit for bit.
+    return _Run(out, [*TINY, "--deterministic", *extra], log=os.path.join(logs, f"{os.path.basename(out)}.{time.time_ns()}.log"))
 
 
 def _newest_backup(out):
