@@ -237,10 +237,16 @@ class SimCLR(keras.Model):
                 f"from the other images of the batch). Received: batch_size={batch * replicas}"
             )
 
+    def make_views(self, images):
+        """The two views of a batch: `augmenter(images, training=True)` twice,
+        two independent draws. A documented hook: override it to make views
+        differently (the ablation harness's one-branch SimCLR leaves the first
+        view untransformed). Used by `train_step` and `test_step`."""
+        return self.augmenter(images, training=True), self.augmenter(images, training=True)
+
     def _contrastive_step(self, images, training):
         self._check_batch(images)
-        view1 = self.augmenter(images, training=True)
-        view2 = self.augmenter(images, training=True)
+        view1, view2 = self.make_views(images)
         h1, z1 = self.embed(view1, training=training)
         _, z2 = self.embed(view2, training=training)
         loss, stats = nt_xent(z1, z2, self.temperature, return_metrics=True)

@@ -29,13 +29,8 @@ class OneBranchSimCLR(simclr_tf.SimCLR):
     deterministic operator (Sobel) still gives a non-trivial task.
     """
 
-    def _contrastive_step(self, images, training):
-        view1 = self.augmenter(images, training=False)
-        view2 = self.augmenter(images, training=True)
-        h1, z1 = self.embed(view1, training=training)
-        _, z2 = self.embed(view2, training=training)
-        loss, stats = simclr_tf.nt_xent(z1, z2, self.temperature, return_metrics=True)
-        return loss, stats, h1
+    def make_views(self, images):
+        return self.augmenter(images, training=False), self.augmenter(images, training=True)
 
 
 def build_encoder(config, zero_init_residual=True):
@@ -95,10 +90,15 @@ def _probe(config, encoder, preprocess, head=None):
     (xtr, ytr), (xte, yte) = evaluation.labelled_features(
         encoder, probe_split(config, "train"), probe_split(config, "test"), preprocess=preprocess)
     probe = config["probe"]
-    kwargs = dict(epochs=probe["epochs"], batch_size=probe.get("batch_size", 512),
-                  learning_rate=probe.get("learning_rate", 1e-3),
-                  weight_decay=probe.get("weight_decay", 1e-4), seed=config["seed"],
-                  num_classes=config.get("num_classes"))
+    kwargs = dict(seed=config["seed"], num_classes=config.get("num_classes"))
+    if probe.get("solver", "adam") == "lbfgs":
+        # Logistic regression to convergence, L2 chosen on held-out train rows.
+        kwargs.update(solver="lbfgs", l2=probe.get("l2", "auto"),
+                      max_iterations=probe.get("max_iterations", 150))
+    else:
+        kwargs.update(solver="adam", epochs=probe["epochs"], batch_size=probe.get("batch_size", 512),
+                      learning_rate=probe.get("learning_rate", 1e-3),
+                      weight_decay=probe.get("weight_decay", 1e-4))
     scores = evaluation.linear_probe(xtr, ytr, xte, yte, **kwargs)
     result = {"top1_h": scores["top1"], "top5_h": scores["top5"], "train_top1_h": scores["train_top1"],
               "feature_dim_h": int(xtr.shape[1])}
