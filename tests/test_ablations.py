@@ -87,6 +87,18 @@ def test_study_overrides_reach_cells_only_of_that_study(smoke):
     assert studies.cells_for("head", smoke)[0].config["epochs"] == smoke["epochs"]
 
 
+def test_headline_supervised_config_changes_only_the_supervised_cell(smoke):
+    before = {c.kind: c.fingerprint() for c in studies.cells_for("headline", smoke)}
+    smoke["studies"]["headline"]["supervised_config"] = {"epochs": 9}
+    after = {c.kind: c for c in studies.cells_for("headline", smoke)}
+    assert after["supervised"].config["epochs"] == 9
+    assert after["simclr"].config["epochs"] == smoke["epochs"]
+    # Finished SimCLR / pixel / random cells stay valid (same fingerprint).
+    for kind in ("simclr", "pixels", "random"):
+        assert after[kind].fingerprint() == before[kind]
+    assert after["supervised"].fingerprint() != before["supervised"]
+
+
 def test_every_config_defines_every_study():
     for name in ("smoke", "cpu_fashion_mnist", "gpu_cifar10", "gpu_stl10"):
         config = run.load_config(name)

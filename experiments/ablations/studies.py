@@ -163,7 +163,10 @@ def _headline(section, base):
             raise ValueError(
                 f"`studies.headline.baselines` entries must be in {list(KINDS[1:])}. Received: {kind!r}"
             )
-        cells.append(Cell("headline", kind, kind, {"method": kind}, base))
+        # `supervised_config` (optional) overrides the supervised baseline's
+        # budget alone, e.g. a briefly trained supervised encoder.
+        config = merge(base, section.get("supervised_config")) if kind == "supervised" else base
+        cells.append(Cell("headline", kind, kind, {"method": kind}, config))
     return cells
 
 
