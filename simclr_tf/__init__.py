@@ -14,9 +14,9 @@ import sys as _sys
 if "tensorflow" not in _sys.modules:
     # TensorFlow turns its oneDNN CPU kernels on by default only on CPUs with
     # AVX-512 VNNI / BF16 or AMX. On AVX2-only CPUs (such as the AMD EPYC VMs
-    # this project is developed on) they make the SimCLR train step 1.85x
-    # faster (docs/BENCHMARKS.md). `TF_ENABLE_ONEDNN_OPTS=0` keeps
-    # TensorFlow's choice; it has no effect once TensorFlow is imported.
+    # this project is developed on) they make the SimCLR train step 2x
+    # faster (docs/BENCHMARKS.md). A value you set yourself (0 turns oneDNN
+    # off) wins; this has no effect once TensorFlow is imported.
     _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from simclr_tf import data  # noqa: F401

@@ -497,7 +497,7 @@ def linear_probe(
 
 # L2 penalties (on the mean cross-entropy of standardised features) that
 # `linear_probe(l2="auto")` chooses from, strongest first.
-PROBE_L2_GRID = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4)
+PROBE_L2_GRID = (1.0, 3e-1, 1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
 
 
 def _lbfgs_probe(xtr, ytr, xte, yte, num_classes, l2, validation_fraction, max_iterations, seed):

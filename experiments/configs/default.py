@@ -23,13 +23,13 @@ def get_config():
                     "stem_stride": 2},
         "head": {"mode": "nonlinear", "num_layers": 2, "output_dim": 64},
         "augment": {
-            "crop_area_range": (0.3, 1.0),
+            "crop_area_range": (0.2, 1.0),
             "color_strength": 0.5,
             "blur": False,
         },
         "temperature": 0.2,
         "batch_size": 256,
-        "epochs": 8,
+        "epochs": 11,
         "optimizer": {
             "name": "adam",
             "base_learning_rate": 3e-3,
