@@ -13,6 +13,7 @@ import os
 import simclr_tf  # first: it sets TF_ENABLE_ONEDNN_OPTS before TensorFlow loads
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -195,3 +196,15 @@ def count_batches(dataset):
             "The training dataset has no full batch: it is empty or smaller than `batch_size`."
         )
     return n
+
+
+def single_channel_if_gray(train, test, size):
+    """Raw-pixel features keep one channel when the images are gray.
+
+    The pipeline repeats a grayscale channel three times; the copies carry no
+    information and would triple the probe's cost and split its weights.
+    """
+    train, test = (np.reshape(x, (len(x), size, size, -1)) for x in (train, test))
+    if train.shape[-1] == 3 and all(np.array_equal(x[..., 0], x[..., c]) for x in (train, test) for c in (1, 2)):
+        train, test = train[..., :1], test[..., :1]
+    return train.reshape(len(train), -1), test.reshape(len(test), -1)

@@ -205,7 +205,7 @@ def run_probes(config, model, data, evaluation, common):
             for s in ("train", "test")
         )
         if name == "pixels":
-            xtr, xte = _single_channel_if_gray(xtr, xte, config["image_size"])
+            xtr, xte = common.single_channel_if_gray(xtr, xte, config["image_size"])
         scores = evaluation.linear_probe(xtr, ytr, xte, yte, seed=config["seed"], **probe_args)
         results[f"probe_top1_{name}"] = scores["top1"]
         results[f"probe_top5_{name}"] = scores["top5"]
@@ -213,20 +213,6 @@ def run_probes(config, model, data, evaluation, common):
             results[f"probe_l2_{name}"] = scores["l2"]
         logging.info("probe %s: %s (%.0fs)", name, scores, time.time() - start)
     return results
-
-
-def _single_channel_if_gray(train, test, size):
-    """Raw-pixel features keep one channel when the images are gray.
-
-    The pipeline repeats a grayscale channel three times; the copies carry no
-    information and would triple the probe's cost and split its weights.
-    """
-    import numpy as np
-
-    train, test = (np.reshape(x, (len(x), size, size, -1)) for x in (train, test))
-    if train.shape[-1] == 3 and all(np.array_equal(x[..., 0], x[..., c]) for x in (train, test) for c in (1, 2)):
-        train, test = train[..., :1], test[..., :1]
-    return train.reshape(len(train), -1), test.reshape(len(test), -1)
 
 
 if __name__ == "__main__":

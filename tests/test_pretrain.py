@@ -56,13 +56,13 @@ def test_bad_config_value_fails_before_writing(tmp_path):
 def test_pixel_baseline_keeps_one_channel_of_gray_images_only():
     import numpy as np
 
-    from experiments.pretrain import _single_channel_if_gray
+    from experiments.common import single_channel_if_gray
 
     rng = np.random.default_rng(0)
     gray = np.repeat(rng.random((5, 4, 4, 1)), 3, axis=-1)
-    train, test = _single_channel_if_gray(gray.reshape(5, -1), gray[:2].reshape(2, -1), 4)
+    train, test = single_channel_if_gray(gray.reshape(5, -1), gray[:2].reshape(2, -1), 4)
     assert train.shape == (5, 16) and test.shape == (2, 16)
     np.testing.assert_array_equal(train, gray[..., 0].reshape(5, -1))
     colour = rng.random((5, 4, 4, 3))
-    train, test = _single_channel_if_gray(colour.reshape(5, -1), gray[:2].reshape(2, -1), 4)
+    train, test = single_channel_if_gray(colour.reshape(5, -1), gray[:2].reshape(2, -1), 4)
     assert train.shape == (5, 48) and test.shape == (2, 48)  # any colour keeps all three

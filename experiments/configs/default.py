@@ -1,8 +1,9 @@
 """Default: a small ResNet-18 pretrained on the embedded Fashion-MNIST subset.
 
-Sized for a 2-core CPU: 7 minutes end to end on an idle machine (341 s of
-pretraining plus the linear probes of the learned encoder, a random encoder
-and raw pixels); see README, "Results of the main job".
+Sized for a 2-core CPU: 4 min 53 s end to end on an idle machine (222 s of
+pretraining, 11 epochs, then the linear probes of the learned encoder, a
+random encoder and raw pixels): learned 82.5%, random 76.1%, raw pixels
+83.8% top-1; see README, "Results of the main job", for the tuning runs.
 
 Launch:
     python -m experiments.pretrain --config=default --output_dir=runs/default
