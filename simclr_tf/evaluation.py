@@ -434,8 +434,9 @@ def linear_probe(
     solvers:
 
     - `solver="lbfgs"` (default): multinomial logistic regression solved to
-      convergence (full-batch L-BFGS in NumPy, at most `max_iterations` steps per fit) with the penalty
-      `l2 / 2 * ||W||^2` added to the mean cross-entropy. With `l2="auto"`
+      convergence (full-batch L-BFGS in NumPy, at most `max_iterations`
+      steps per fit) with the penalty `l2 / 2 * ||W||^2` added to the mean
+      cross-entropy. With `l2="auto"`
       the penalty is chosen from `PROBE_L2_GRID` by top-1 on a
       class-stratified `validation_fraction` of the training rows (never
       the test rows), then the classifier is refit on all training rows.
@@ -557,9 +558,11 @@ def _logits(x, params):
 
 
 def _fit_logistic(x, y, num_classes, l2, max_iterations, init=None, memory=10, tol=1e-6):
-    # Stops when the largest gradient entry is below `tol`, the loss stops
-    # falling (relative change < 1e-10) or after `max_iterations` steps.
-    """Penalised multinomial logistic regression by L-BFGS; returns (W, b)."""
+    """Penalised multinomial logistic regression by L-BFGS; returns (W, b).
+
+    Stops when the largest gradient entry is below `tol`, the loss stops
+    falling (relative change < 1e-10) or after `max_iterations` steps.
+    """
     n, d = x.shape
     onehot = np.zeros((n, num_classes), x.dtype)
     onehot[np.arange(n), y] = 1.0
