@@ -240,6 +240,8 @@ def test_resume_skips_finished_cells(smoke, tmp_path):
         assert 0.0 <= result["top1"] <= 1.0 and result["train_steps"] == 2
         assert result["cpu_seconds"] > 0 and record["fingerprint"]
     assert "top1_h" in first[0]["result"] and "final_accuracy" in first[1]["result"]
+    # The supervised cell reports its classifier and the common probe of h.
+    assert 0.0 <= first[1]["result"]["top1_h"] <= 1.0 and first[1]["result"]["feature_dim_h"] > 0
     with open(folder / "color.csv") as f:
         assert [row["cell"] for row in csv.DictReader(f)] == ["simclr_s0.5", "supervised_s0.5"]
     stamps = {name: os.stat(folder / "cells" / name).st_mtime_ns for name in files}
