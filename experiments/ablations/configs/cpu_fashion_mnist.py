@@ -90,12 +90,13 @@ def get_config():
             # same encoder trained with labels for 3 epochs (its test accuracy).
             "headline": {"baselines": ["pixels", "random", "supervised"],
                          # The supervised baseline in its strong form: 3 epochs
-                         # with standard supervised augmentation (crop of at
-                         # least half the area and flip, no colour), probed on
-                         # h like the others (its classifier's accuracy too).
-                         "supervised_config": {"epochs": 3, "augment": {"crop_area_range": (0.5, 1.0),
-                                                                        "color_strength": 0.0, "jitter_rate": 0.0,
-                                                                        "grayscale_rate": 0.0}},
+                         # with flips only (with crops of 0.5-1 of the area it
+                         # reached only 78.2% test accuracy, its training
+                         # accuracy 78.0%, on these centred images), probed on h
+                         # like the others (its classifier's accuracy too).
+                         "supervised_config": {"epochs": 3, "augment": {
+                             "crop_area_range": (1.0, 1.0), "crop_aspect_ratio_range": (1.0, 1.0),
+                             "color_strength": 0.0, "jitter_rate": 0.0, "grayscale_rate": 0.0}},
                          "config": {"encoder": {"stem_stride": 2}, "epochs": 11, "temperature": 0.2,
                                     "optimizer": {"base_learning_rate": 3e-3, "warmup_epochs": 0.5},
                                     "probe": {"solver": "lbfgs", "train_examples": None}}},
