@@ -9,10 +9,23 @@ per image; keras-cv's ``RandomCropAndResize`` relies on
 How: every image gets a box ``(y0, x0, h, w)`` in continuous pixel units. The
 crop-and-resize of image ``X`` (one channel) is ``Ry @ X @ Rx^T`` where
 ``Ry (out_h, H)`` and ``Rx (out_w, W)`` hold, per output row/column, the
-interpolation weights over the source rows/columns. Both are built per image,
-so the whole batch is two batched matrix products, which compile under XLA
-and need no gather. The horizontal flip is folded into ``Rx`` by reversing the
-output columns (free), and the uint8 -> [0, 1] scale into ``Ry`` (free).
+interpolation weights over the source rows/columns, built per image
+(``interpolation_matrix``). The horizontal flip is folded into ``Rx`` by
+reversing the output columns (free), and the uint8 -> [0, 1] scale into ``Ry``
+(free).
+
+These matrices are banded: a box never exceeds the image, so output rows
+``i .. i + s`` read at most ``(s - 1) * H / out_h + 2 * radius * support``
+consecutive source rows. Where the sizes are static and that cuts the
+multiply-adds by at least 2x, each axis is done block-banded
+(``banded_matrices``): the output rows are cut into blocks of ``s`` (16 up to
+128 px, else 32), one ``take`` on the ``(B * H, W * C)`` rows gathers each
+block's window of source rows (contiguous rows, on the raw dtype before the
+cast), and one batched matmul ``(B * blocks, s, window) @ (B * blocks, window,
+W * C)`` applies the same weights the dense matrix holds there (same kernel
+values, renormalised over the same taps: equal to rounding, ~1e-7). Otherwise
+(dynamic sizes, or 32 px where the window saves only 1.5x) the dense matrices
+are used. Everything compiles under XLA.
 
 Interpolation is bicubic (Keys, a = -0.5, the kernel of
 ``tf.image.resize(method="bicubic")`` and of the paper) or bilinear. With
@@ -24,13 +37,18 @@ ROI-align and ``tf.image.crop_and_resize`` do) instead of being renormalised at
 the box edge as slicing then resizing does; this only touches the outermost
 output pixels. Bicubic overshoot is clipped to [0, 1].
 
-Measured on the project's shared 2-core CPU (batch 256, float32, 4-tap
-bicubic gathers as the alternative): at 32 px the matrices and the gathers ran
-at the same speed under XLA and the matrices were 2x faster under
-``tf.function``; at 96 and 224 px the gathers were 1.5-2.5x faster under XLA but
-2-5x slower under ``tf.function`` (``GatherV2`` with batch dims is slow there)
-and they need a static tap count. The matrices are kept as the one code path
-for every mode; see ``docs/BENCHMARKS.md``.
+Measured on the project's shared, heavily loaded 2-core CPU (batch 256, uint8
+input, bicubic with antialias and flip; best process CPU time of 3 interleaved
+runs, dense -> block-banded, ``benchmarks/resample.py``): 96 px
+``tf.function`` 218 -> 121 ms (1.8x, s = 16), XLA 132 -> 116 ms (1.1x);
+256 -> 224 px ``tf.function`` 3364 -> 1935-2178 ms (1.5-1.7x), XLA
+1618 -> 939-1074 ms (1.5-1.7x); 32 px no gain (0.9-1.1x), hence the dense
+fallback. Wall times were 2x noisier but gave the same ordering. The block
+matmuls are small (about 10 GFLOP/s against 35 for the dense ones here), so the
+gain is well below the 4-10x cut in multiply-adds. Earlier alternatives, both
+slower: a gather of the 4 bicubic taps per output pixel (memory-bound; XLA's
+gather very slow at 224 px) and ``GatherV2`` with batch dims under
+``tf.function``.
 """
 
 import math
@@ -41,6 +59,16 @@ from keras import ops
 from simclr_tf.augmentation import _base, _random
 
 INTERPOLATIONS = ("bicubic", "bilinear")
+
+# Block-banded resampling is used when it cuts the multiply-adds by at least
+# this factor (at 32 -> 32 px it cuts them 1.5x and measured no faster).
+_MIN_GAIN = 2.0
+
+
+def _default_block(out_size):
+    # Measured best at 96 px (16) and a tie between 16 and 32 at 224 px; 32
+    # there gathers fewer overlapping rows.
+    return 16 if out_size <= 128 else 32
 
 
 def _cubic(x):
@@ -101,6 +129,94 @@ def resample(images, rows, cols):
     return ops.transpose(ops.reshape(x, (b, out_w, out_h, c)), (0, 2, 1, 3))
 
 
+def _radius(interpolation):
+    return 2 if interpolation == "bicubic" else 1
+
+
+def block_plan(in_size, out_size, interpolation="bicubic", antialias=True, block_size=None):
+    """``(block, blocks, window)`` for the block-banded resampling, or None.
+
+    Output rows are cut into ``blocks`` blocks of ``block`` rows (the last one
+    padded); the rows of one block only read a window of ``window`` consecutive
+    source rows, because a box never exceeds the image (step <= in / out) and
+    the kernel reaches ``radius * support`` pixels either side of a centre.
+    None (use the dense matrices) when ``in_size`` is not static, or, with
+    ``block_size=None``, when the window does not cut the multiply-adds by at
+    least ``_MIN_GAIN``. ``block_size=0`` always answers None (dense).
+    """
+    if block_size == 0 or not isinstance(in_size, int) or isinstance(in_size, bool):
+        return None
+    block = _default_block(out_size) if block_size is None else int(block_size)
+    block = max(1, min(block, out_size))
+    blocks = -(-out_size // block)
+    max_step = in_size / out_size
+    max_support = max(1.0, max_step) if antialias else 1.0
+    # +2: one pixel for flooring the window start, one for float rounding.
+    window = min(in_size, math.ceil((block - 1) * max_step + 2 * _radius(interpolation) * max_support) + 2)
+    if block_size is None and in_size * out_size < _MIN_GAIN * window * blocks * block:
+        return None
+    return block, blocks, window
+
+
+def banded_matrices(start, length, in_size, out_size, plan, interpolation="bicubic", antialias=True, flip=None,
+                    scale=1.0):
+    """The nonzero blocks of ``interpolation_matrix``.
+
+    Returns ``weights (B, blocks, block, window)`` and ``first (B, blocks)``
+    int32: output row ``j * block + i`` (rows past ``out_size`` repeat the last
+    one) has weight ``weights[b, j, i, t]`` on source row ``first[b, j] + t``
+    and zero elsewhere. The weights are the dense ones (same kernel values,
+    renormalised over the same nonzero taps), so both forms agree to rounding.
+    Needs boxes no longer than the image (``length <= in_size``), as
+    ``sample_boxes`` and ``center_box`` give.
+    """
+    block, blocks, window = plan
+    kernel = _cubic if interpolation == "bicubic" else _triangle
+    step = length / out_size
+    out_index = ops.cast(ops.minimum(ops.arange(blocks * block), out_size - 1), "float32")[None, :]
+    if flip is not None:
+        out_index = ops.where(flip[:, None], (out_size - 1.0) - out_index, out_index)
+    centers = start[:, None] + (out_index + 0.5) * step[:, None] - 0.5
+    support = ops.maximum(step, 1.0) if antialias else ops.ones_like(step)
+    centers = ops.reshape(centers, (-1, blocks, block))
+    low = ops.min(centers, axis=-1) - _radius(interpolation) * support[:, None]
+    first = ops.cast(ops.clip(ops.floor(low), 0.0, float(in_size - window)), "int32")  # (B, blocks)
+    source = ops.cast(first[:, :, None] + ops.arange(window, dtype="int32")[None, None, :], "float32")
+    weights = kernel((source[:, :, None, :] - centers[..., None]) / support[:, None, None, None])
+    total = ops.sum(weights, axis=-1, keepdims=True)
+    return weights * (scale / total), first
+
+
+def _banded_axis1(images, weights, first, out_size):
+    """Applies banded weights along axis 1 of ``(B, H, W, C)`` (static H, W, C):
+    one gather of contiguous source rows, one batched matmul. Any dtype in,
+    float32 out (the gather runs on the raw dtype, then casts the window)."""
+    b = ops.shape(images)[0]
+    h, w, c = images.shape[1], images.shape[2], images.shape[3]
+    blocks, block, window = weights.shape[1], weights.shape[2], weights.shape[3]
+    flat = ops.reshape(images, (-1, w * c))
+    index = ops.arange(b, dtype="int32")[:, None, None] * h + first[:, :, None] + ops.arange(window, dtype="int32")
+    rows = ops.take(flat, ops.reshape(index, (-1, window)), axis=0)  # (B*blocks, window, W*C)
+    x = ops.matmul(ops.reshape(weights, (-1, block, window)), ops.cast(rows, "float32"))
+    x = ops.reshape(x, (b, blocks * block, w, c))
+    return x[:, :out_size] if blocks * block != out_size else x
+
+
+def _resize_axis1(images, start, length, out_size, interpolation, antialias, flip, scale, block_size):
+    """Resamples axis 1 of ``(B, H, W, C)`` to ``out_size``: block-banded when
+    ``block_plan`` says so, else the dense matrix. Returns float32."""
+    h, w, c = images.shape[1], images.shape[2], images.shape[3]
+    plan = block_plan(h, out_size, interpolation, antialias, block_size) if w is not None else None
+    if plan is not None:
+        weights, first = banded_matrices(start, length, h, out_size, plan, interpolation, antialias, flip, scale)
+        return _banded_axis1(images, weights, first, out_size)
+    shape = ops.shape(images)
+    b, h, w = shape[0], shape[1], shape[2]
+    matrix = interpolation_matrix(start, length, h, out_size, interpolation, antialias, flip, scale)
+    x = ops.matmul(matrix, ops.reshape(ops.cast(images, "float32"), (b, h, w * c)))
+    return ops.reshape(x, (b, out_size, w, c))
+
+
 def sample_boxes(seed_generator, batch, height, width, area_range=(0.08, 1.0), aspect_ratio_range=(3 / 4, 4 / 3),
                  max_attempts=100):
     """Samples one crop box per image, as the paper (and Inception) does.
@@ -147,15 +263,21 @@ def center_box(batch, height, width, out_height, out_width, crop_fraction=1.0):
     return (height - h) / 2 * ones, (width - w) / 2 * ones, h * ones, w * ones
 
 
-def crop_resize(images, boxes, size, interpolation="bicubic", antialias=True, flip=None):
+def crop_resize(images, boxes, size, interpolation="bicubic", antialias=True, flip=None, block_size=None):
     """Crops ``boxes`` out of raw images (any dtype, 1 or 3 channels) and resizes
-    them to ``size``; returns float32 RGB in [0, 1]."""
+    them to ``size``; returns float32 RGB in [0, 1].
+
+    ``block_size``: None picks the block-banded form per axis where it pays
+    (static sizes) and the dense matrices elsewhere; 0 forces the dense
+    matrices; a positive int forces blocks of that many output rows (static
+    sizes needed, else dense). All give the same result to rounding.
+    """
     y0, x0, h, w = boxes
-    shape = ops.shape(images)
     scale = _base.integer_scale(images.dtype)
-    rows = interpolation_matrix(y0, h, shape[1], size[0], interpolation, antialias, scale=scale)
-    cols = interpolation_matrix(x0, w, shape[2], size[1], interpolation, antialias, flip=flip)
-    out = resample(ops.cast(images, "float32"), rows, cols)
+    x = _resize_axis1(images, y0, h, size[0], interpolation, antialias, None, scale, block_size)
+    x = ops.transpose(x, (0, 2, 1, 3))  # (B, W, out_h, C)
+    x = _resize_axis1(x, x0, w, size[1], interpolation, antialias, flip, 1.0, block_size)
+    out = ops.transpose(x, (0, 2, 1, 3))
     return _base.to_rgb(ops.clip(out, 0.0, 1.0))
 
 
