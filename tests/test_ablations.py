@@ -11,6 +11,7 @@ import os
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import simclr_tf
 from experiments.ablations import cells, harness, operators, report, run, studies
@@ -258,3 +259,20 @@ def test_resume_skips_finished_cells(smoke, tmp_path):
     with pytest.raises(ValueError, match="different config"):
         harness.run_study("color", smoke, str(tmp_path), run_cell=counting, log=lambda _: None)
     assert len(ran) == 2
+
+
+def test_supervised_model_feeds_uint8_images_to_the_augmenter(smoke):
+    # Keras casts inputs to a float Input's dtype: uint8 batches would reach
+    # the augmenter as floats in [0, 255] and be clipped to [0, 1] (binarised).
+    images = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3)).astype("uint8")
+    spec = tf.TensorSpec((None, 16, 16, 3), tf.uint8)
+    augmenter = simclr_tf.SimCLRAugmentation(16, seed=0, blur=False)
+    smoke = dict(smoke, image_size=16)
+    encoder = cells.build_encoder(smoke)
+    model = cells.supervised_model(spec, augmenter, encoder, 10)
+    weights, bias = model.get_layer("classifier").get_weights()
+    direct = np.asarray(encoder(augmenter(images, training=False), training=False)) @ weights + bias
+    np.testing.assert_allclose(np.asarray(model(images, training=False)), direct, atol=1e-5)
+    compiled = tf.function(lambda x: model(x, training=False))
+    np.testing.assert_allclose(np.asarray(compiled(tf.constant(images))), direct, atol=1e-5)
+

@@ -155,6 +155,22 @@ def _simclr(cell):
     return result
 
 
+def supervised_model(image_spec, augmenter, encoder, num_classes):
+    """augmenter -> encoder -> linear classifier, taking images of `image_spec`.
+
+    The input keeps the data's dtype: with Keras's default float Input, uint8
+    batches would be cast to floats in [0, 255], which the augmenter (inside
+    a traced step, where values are not checked) would clip to [0, 1],
+    training the classifier on binarised images.
+    """
+    return keras.Sequential([
+        keras.Input(image_spec.shape[1:], dtype=image_spec.dtype.name),
+        augmenter,
+        encoder,
+        keras.layers.Dense(num_classes, name="classifier"),
+    ])
+
+
 def _supervised(cell):
     """The same encoder, trained with labels on the cell's augmentation.
 
@@ -167,11 +183,7 @@ def _supervised(cell):
     augmenter = build_augmenter(cell)
     train, steps = train_dataset(config, with_labels=True)
     encoder = build_encoder(config)
-    model = keras.Sequential([
-        augmenter,
-        encoder,
-        keras.layers.Dense(config["num_classes"], name="classifier"),
-    ])
+    model = supervised_model(train.element_spec[0], augmenter, encoder, config["num_classes"])
     model.compile(optimizer=common.build_optimizer(config, steps),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"], jit_compile=common.resolve_jit(config))

@@ -26,6 +26,13 @@ class SimCLRAugmentation(_base.BaseAugmentation):
     ``training=False`` gives the evaluation transform: the centred crop of
     ``eval_crop_fraction`` of the side, resized (the authors' ``center_crop``).
 
+    Inside your own Keras model, give it an input of the data's dtype
+    (``keras.Input(shape, dtype="uint8")``) or feed floats in [0, 1]: with
+    Keras's default float32 ``Input``, uint8 batches are cast to floats in
+    [0, 255], and inside ``fit`` (a traced step, where pixel values are not
+    checked) they would be clipped to [0, 1]. ``SimCLR`` needs no such care:
+    it hands the raw batch to the augmenter.
+
     Args:
         image_size: output side in pixels.
         color_strength: colour distortion strength ``s`` (1.0 ImageNet, 0.5 CIFAR-10).
