@@ -1,12 +1,13 @@
 """CPU: full Fashion-MNIST (Debian package `dataset-fashion-mnist`), sized
 for a 2-core CPU.
 
-Every cell pretrains the default small ResNet-18 (1/4 width, 28 px) for one
-epoch (the composition study: 1/8 width, 100 steps) and probes it on 10k
-train / all 10k test images. docs/RESULTS.md gives the measured cost of a
-step and each study's estimated CPU time (about 13 CPU-hours for all six).
-Studies run one at a time and resume: rerun the same command after an
-interruption.
+Every cell pretrains the main job's small ResNet-18 (1/4 width, stride-2 stem,
+28 px) for one epoch of the 60k images (234 steps at batch 256; the
+composition study: 1/8 width, 100 steps) and probes it (L-BFGS logistic
+regression) on the first 10k train / all 10k test images. Measured
+2026-11-29: about 1 CPU-s a step, 5 CPU-minutes a SimCLR cell with its probe
+(docs/RESULTS.md). Studies run one at a time and resume: rerun the same
+command after an interruption.
 
 Launch (one study per command):
     python -m experiments.ablations.run --config=cpu_fashion_mnist --study=composition \\
