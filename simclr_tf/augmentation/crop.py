@@ -101,16 +101,24 @@ def interpolation_matrix(start, length, in_size, out_size, interpolation="bicubi
         scale: a constant folded into the weights (1/255 for uint8 sources).
     """
     kernel = _cubic if interpolation == "bicubic" else _triangle
-    step = length / out_size
-    out_index = ops.arange(out_size, dtype="float32")[None, :]
-    if flip is not None:
-        out_index = ops.where(flip[:, None], (out_size - 1.0) - out_index, out_index)
-    centers = start[:, None] + (out_index + 0.5) * step[:, None] - 0.5
-    support = ops.maximum(step, 1.0) if antialias else ops.ones_like(step)
+    centers, support = _sample_points(start, length, out_size, out_size, antialias, flip)
     source = ops.cast(ops.arange(in_size), "float32")
     weights = kernel((source[None, None, :] - centers[:, :, None]) / support[:, None, None])
     total = ops.sum(weights, axis=-1, keepdims=True)
     return weights * (scale / total)
+
+
+def _sample_points(start, length, out_size, count, antialias, flip):
+    """Source coordinates ``(B, count)`` of output pixels ``0 .. count - 1``
+    (indices past ``out_size - 1`` repeat the last one), and the kernel's
+    support ``(B,)``: widened by the downscale factor if ``antialias``."""
+    step = length / out_size
+    out_index = ops.cast(ops.minimum(ops.arange(count), out_size - 1), "float32")[None, :]
+    if flip is not None:
+        out_index = ops.where(flip[:, None], (out_size - 1.0) - out_index, out_index)
+    centers = start[:, None] + (out_index + 0.5) * step[:, None] - 0.5
+    support = ops.maximum(step, 1.0) if antialias else ops.ones_like(step)
+    return centers, support
 
 
 def resample(images, rows, cols):
@@ -172,12 +180,7 @@ def banded_matrices(start, length, in_size, out_size, plan, interpolation="bicub
     """
     block, blocks, window = plan
     kernel = _cubic if interpolation == "bicubic" else _triangle
-    step = length / out_size
-    out_index = ops.cast(ops.minimum(ops.arange(blocks * block), out_size - 1), "float32")[None, :]
-    if flip is not None:
-        out_index = ops.where(flip[:, None], (out_size - 1.0) - out_index, out_index)
-    centers = start[:, None] + (out_index + 0.5) * step[:, None] - 0.5
-    support = ops.maximum(step, 1.0) if antialias else ops.ones_like(step)
+    centers, support = _sample_points(start, length, out_size, blocks * block, antialias, flip)
     centers = ops.reshape(centers, (-1, blocks, block))
     low = ops.min(centers, axis=-1) - _radius(interpolation) * support[:, None]
     first = ops.cast(ops.clip(ops.floor(low), 0.0, float(in_size - window)), "int32")  # (B, blocks)

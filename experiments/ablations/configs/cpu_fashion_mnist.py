@@ -5,7 +5,7 @@ Every cell pretrains the main job's small ResNet-18 (1/4 width, stride-2 stem,
 28 px) for one epoch of the 60k images (234 steps at batch 256; the
 composition study: 1/8 width, 100 steps) and probes it (L-BFGS logistic
 regression) on the first 10k train / all 10k test images. Measured
-2026-11-29: about 1 CPU-s a step, 5 CPU-minutes a SimCLR cell with its probe
+2026-11-29: 1.0-1.3 CPU-s a step, 4.5-5.5 CPU-minutes a SimCLR cell with its probe
 (docs/RESULTS.md). Studies run one at a time and resume: rerun the same
 command after an interruption.
 
