@@ -1,5 +1,6 @@
 """Tests for simclr_tf.augmentation: statistics, references, modes, contract."""
 
+import itertools
 import math
 
 import keras
@@ -302,6 +303,30 @@ def test_jitter_random_order_matches_sequential_reference(colour_batch, variant)
             x = tf.clip_by_value(ops[k](x, i), 0.0, 1.0)
         refs.append(x.numpy())
     ours = color_lib.jitter_in_order(colour_batch, b, c, s, h, order, variant)
+    np.testing.assert_allclose(ours, np.stack(refs), atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["v2", "v1"])
+def test_jitter_every_order_matches_sequential_reference(variant):
+    # All 24 orders of the four ops, one image each, with strong factors so
+    # that the clip after each op matters: the slot schedule must place every
+    # op of every order at a slot that runs it in that order.
+    orders = np.array(list(itertools.permutations(range(4))))
+    rng = np.random.default_rng(7)
+    images = _rgb((24, 6, 5, 3), seed=11)
+    b = (rng.uniform(0.2, 1.8, 24) if variant == "v2" else rng.uniform(-0.5, 0.5, 24)).astype("float32")
+    c, s = (rng.uniform(0.2, 1.8, 24).astype("float32") for _ in range(2))
+    h = rng.uniform(-0.2, 0.2, 24).astype("float32")
+    bright = (lambda x, i: x * b[i]) if variant == "v2" else (lambda x, i: tf.image.adjust_brightness(x, b[i]))
+    ops = [bright, lambda x, i: tf.image.adjust_contrast(x, c[i]),
+           lambda x, i: tf.image.adjust_saturation(x, s[i]), lambda x, i: tf.image.adjust_hue(x, h[i])]
+    refs = []
+    for i in range(24):
+        x = tf.constant(images[i])
+        for k in orders[i]:
+            x = tf.clip_by_value(ops[k](x, i), 0.0, 1.0)
+        refs.append(x.numpy())
+    ours = color_lib.jitter_in_order(images, b, c, s, h, orders, variant)
     np.testing.assert_allclose(ours, np.stack(refs), atol=1e-5)
 
 

@@ -118,7 +118,8 @@ def _hue_planes(planes, delta):
     inverse = 1.0 / ops.maximum(chroma, _TINY)
     hue = ops.where(r == value, (g - b) * inverse, ops.where(g == value, (b - r) * inverse + 2.0,
                                                              (r - g) * inverse + 4.0))
-    hue = ops.mod(hue + delta * 6.0, 6.0)
+    hue = hue + delta * 6.0
+    hue = hue - 6.0 * ops.floor(hue * (1.0 / 6.0))  # mod 6: floor vectorises under XLA, fmod does not
     ramps = (ops.abs(hue - 3.0) - 1.0, 2.0 - ops.abs(hue - 2.0), 2.0 - ops.abs(hue - 4.0))
     return tuple(minimum + chroma * ops.clip(d, 0.0, 1.0) for d in ramps)
 
@@ -170,7 +171,11 @@ def jitter_planes(planes, brightness, contrast, saturation, hue, order, variant=
     one = ops.ones_like(brightness)
     zero = ops.zeros_like(brightness)
     hue_position = ops.argmax(ops.cast(order == 3, "int32"), axis=-1)
-    active = None if mask is None else ops.convert_to_tensor(mask)
+    # Always blend after hue, even with no mask (all True): measured under XLA
+    # at 32 px, batch 256, the blend makes XLA keep the pre-hue planes in
+    # memory instead of recomputing the three pre stages inside every later
+    # fusion (jitter 36-37 ms without it, 8-10 ms with it).
+    active = ops.ones_like(brightness, "bool") if mask is None else ops.convert_to_tensor(mask)
     if variant == "v2":
         bright_scale, bright_offset = brightness, zero
     else:
@@ -179,8 +184,7 @@ def jitter_planes(planes, brightness, contrast, saturation, hue, order, variant=
     def stage(x, position, pre):
         op = order[:, position]
         runs = hue_position > position if pre else hue_position < position
-        if active is not None:
-            runs = ops.logical_and(runs, active)
+        runs = ops.logical_and(runs, active)
         is_bright, is_contrast, is_sat = (ops.logical_and(runs, op == i) for i in range(3))
         scale = ops.where(is_bright, bright_scale, ops.where(is_contrast, contrast, one))
         offset = ops.where(is_bright, bright_offset, zero)
@@ -191,12 +195,10 @@ def jitter_planes(planes, brightness, contrast, saturation, hue, order, variant=
     for position in range(3):
         planes = stage(planes, position, pre=True)
     hued = tuple(ops.clip(c, 0.0, 1.0) for c in _hue_planes(planes, _plane_param(hue)))
-    if active is None:
-        planes = hued
-    else:  # unjittered images come back bit for bit (an exact 0/1 blend)
-        m = _plane_param(ops.cast(active, "float32"))
-        keep = 1.0 - m
-        planes = tuple(h * m + c * keep for h, c in zip(hued, planes))
+    # Unjittered images come back bit for bit (an exact 0/1 blend).
+    m = _plane_param(ops.cast(active, "float32"))
+    keep = 1.0 - m
+    planes = tuple(h * m + c * keep for h, c in zip(hued, planes))
     for position in range(1, 4):
         planes = stage(planes, position, pre=False)
     return planes
