@@ -22,8 +22,10 @@ Columns:
   image inside ``tf.data.Dataset.map`` (AUTOTUNE parallelism), as the authors'
   code runs it (their ``data_util.py``, with blur also per image).
 
-Each number is the best of ``--repeats`` timed runs of ``--steps`` batches after
-a warm-up, to damp the noise of a shared machine.
+Each number is the best of ``--rounds`` x ``--repeats`` timed runs of
+``--steps`` batches after a warm-up, to damp the noise of a shared machine;
+the columns take turns round by round, so a burst of load does not land on
+one column only.
 """
 
 import argparse
@@ -157,34 +159,30 @@ def keras_cv_pipeline(size, blur, strength=1.0):
     return keras.Sequential(layers)
 
 
-def _best_rate(run_batch, batch, steps, repeats, warmup=1):
-    for _ in range(warmup):  # tracing / compilation; for tf.data also drains the prefetch buffer
+def _time_rate(run_batch, batch, steps):
+    start = time.perf_counter()
+    for _ in range(steps):
         run_batch()
-    best = 0.0
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(steps):
-            run_batch()
-        best = max(best, batch * steps / (time.perf_counter() - start))
-    return best
+    return batch * steps / (time.perf_counter() - start)
 
 
-def measure(size, source, blur, batch, steps, repeats):
+def runners(size, source, blur, batch):
+    """Name -> a callable producing one batch, for each column (None: keras-cv missing)."""
     from simclr_tf.augmentation import SimCLRAugmentation
 
     images = tf.constant(np.random.default_rng(0).integers(0, 256, (batch, source, source, 3), dtype=np.uint8))
-    rates = {}
+    out = {}
     for name, jit in (("ours/tf.function", False), ("ours/XLA", True)):
         layer = SimCLRAugmentation(size, blur=blur, seed=0)
         fn = tf.function(lambda x, layer=layer: layer(x, training=True), jit_compile=jit)
-        rates[name] = _best_rate(lambda fn=fn: fn(images).numpy(), batch, steps, repeats)
+        out[name] = lambda fn=fn: fn(images).numpy()
     try:
         pipeline = keras_cv_pipeline(size, blur)
         floats = tf.cast(images, tf.float32) / 255.0
         fn = tf.function(lambda x: pipeline(x, training=True))
-        rates["keras-cv"] = _best_rate(lambda: fn(floats).numpy(), batch, max(1, steps // 2), repeats)
+        out["keras-cv"] = lambda: fn(floats).numpy()
     except ImportError:
-        rates["keras-cv"] = None
+        out["keras-cv"] = None
     dataset = (
         tf.data.Dataset.from_tensors(images)
         .unbatch()
@@ -193,10 +191,60 @@ def measure(size, source, blur, batch, steps, repeats):
         .batch(batch)
         .prefetch(2)
     )
-    iterator = iter(dataset)
-    # Warm up past the prefetch buffer (2) and the batch in flight, so that no
-    # timed run starts with batches produced before its clock started.
-    rates["authors/tf.data"] = _best_rate(lambda: next(iterator).numpy(), batch, steps, repeats, warmup=4)
+    out["authors/tf.data"] = _Pipeline(dataset)
+    return out
+
+
+class _Pipeline:
+    """A tf.data column: a fresh iterator per round, warmed past its buffers.
+
+    Each round starts a new iterator and pulls 4 batches untimed (the prefetch
+    buffer of 2 and the batch in flight), so no timed run starts with batches
+    produced before its clock started, or while another column was timed; the
+    previous round's iterator is dropped, so its threads do not run during
+    the other columns' turns.
+    """
+
+    def __init__(self, dataset, warmup=4):
+        self.dataset, self.warmup, self.iterator = dataset, warmup, None
+
+    def start_round(self):
+        self.iterator = None
+        self.iterator = iter(self.dataset)
+        for _ in range(self.warmup):
+            next(self.iterator)
+
+    def end_round(self):
+        self.iterator = None
+
+    def __call__(self):
+        return next(self.iterator).numpy()
+
+
+def measure(size, source, blur, batch, steps, repeats, rounds=1):
+    """Best images/s of each column over ``rounds`` x ``repeats`` timed runs.
+
+    The columns take turns round by round (ours, ours, keras-cv, authors,
+    ours, ...), so a burst of load on the shared machine hits all of them
+    rather than one column's whole measurement. keras-cv runs half the steps
+    (it is the slowest).
+    """
+    columns = runners(size, source, blur, batch)
+    for entry in columns.values():
+        if entry is not None and not isinstance(entry, _Pipeline):
+            entry()  # tracing / compilation
+    rates = {name: (None if entry is None else 0.0) for name, entry in columns.items()}
+    for _ in range(rounds):
+        for name, entry in columns.items():
+            if entry is None:
+                continue
+            n = max(1, steps // 2) if name == "keras-cv" else steps
+            if isinstance(entry, _Pipeline):
+                entry.start_round()
+            for _ in range(repeats):
+                rates[name] = max(rates[name], _time_rate(entry, batch, n))
+            if isinstance(entry, _Pipeline):
+                entry.end_round()
     return rates
 
 
@@ -206,16 +254,19 @@ def main():
     parser.add_argument("--steps", type=int, default=4, help="batches per timed run")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs; the best is kept")
     parser.add_argument("--sizes", type=int, nargs="*", default=[s for s, _, _ in SETTINGS])
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="rounds in which the columns take turns; each column keeps its best run")
     args = parser.parse_args()
     columns = ("ours/tf.function", "ours/XLA", "keras-cv", "authors/tf.data")
-    print(f"batch {args.batch}; images/s (best of {args.repeats} x {args.steps} batches); ratio = ours/XLA / column")
+    print(f"batch {args.batch}; images/s (best of {args.rounds} rounds x {args.repeats} runs x {args.steps} batches, "
+          "columns interleaved); ratio = ours/XLA / column")
     print("| setting | " + " | ".join(columns) + " | ours/XLA vs keras-cv | ours/XLA vs authors | "
           "ours/tf.function vs keras-cv | ours/tf.function vs authors |")
     print("|" + "---|" * (len(columns) + 5))
     for size, source, blur in SETTINGS:
         if size not in args.sizes:
             continue
-        rates = measure(size, source, blur, args.batch, args.steps, args.repeats)
+        rates = measure(size, source, blur, args.batch, args.steps, args.repeats, args.rounds)
         cells = [f"{rates[c]:,.0f}" if rates[c] else "n/a" for c in columns]
 
         def ratio(a, b):
