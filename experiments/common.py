@@ -152,7 +152,7 @@ def resolve_jit(config):
     return bool(jit)
 
 
-DEPTHS = (18, 34, 50, 101, 152)
+DEPTHS = (10, 18, 34, 50, 101, 152)
 
 
 def check_config(config, replicas=1):

@@ -272,7 +272,7 @@ def config_with(**changes):
     ({"optimizer__base_learning_rate": -1e-3},
      r"`optimizer.base_learning_rate` must be > 0. Received: optimizer.base_learning_rate=-0.001"),  # C2
     ({"encoder__width_multiplier": 0}, r"Received: encoder.width_multiplier=0"),  # C3
-    ({"encoder__depth": 20}, r"`encoder.depth` must be one of \(18, 34, 50, 101, 152\). Received: encoder.depth=20"),  # C4
+    ({"encoder__depth": 20}, r"`encoder.depth` must be one of \(10, 18, 34, 50, 101, 152\). Received: encoder.depth=20"),  # C4
     ({"batch_size": 1}, r"NT-Xent needs negatives\). Received: batch_size=1"),  # C5
     ({"epochs": 0}, r"Received: epochs=0"),  # C6
     ({"image_size": 4}, r"Received: image_size=4"),

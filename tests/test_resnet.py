@@ -8,7 +8,7 @@ from simclr_tf.resnet import resnet
 
 @pytest.mark.parametrize(
     "depth, features",
-    [(18, 64), (34, 64), pytest.param(50, 256, marks=pytest.mark.slow),
+    [(10, 64), (18, 64), (34, 64), pytest.param(50, 256, marks=pytest.mark.slow),
      pytest.param(101, 256, marks=pytest.mark.slow),
      pytest.param(152, 256, marks=pytest.mark.slow)],
 )
@@ -26,6 +26,13 @@ def test_full_width_resnet50_has_the_published_parameter_count():
     trainable = sum(int(np.prod(w.shape)) for w in encoder.trainable_weights)
     assert trainable == 23_508_032
     assert encoder.output_shape == (None, 2048)
+
+
+def test_depth_10_has_one_basic_block_per_stage():
+    encoder = resnet(10, 0.125, (16, 16, 3), small_images=True)
+    blocks = {"_".join(l.name.split("_")[:2]) for l in encoder.layers if l.name.startswith("stage")}
+    assert sorted(blocks) == [f"stage{s}_block1" for s in range(1, 5)]
+    assert encoder.count_params() < resnet(18, 0.125, (16, 16, 3), small_images=True).count_params()
 
 
 def test_small_image_stem_keeps_resolution_and_imagenet_stem_quarters_it():

@@ -30,6 +30,18 @@ applying the ops one by one (tested against the ``tf.image`` reference).
 Measured side by side at 96 px, batch 256, on the shared 2-core VM (load
 average about 7): colour jitter 2775 -> 872 ms under ``tf.function`` and
 1531 -> 782 ms under XLA (the XLA numbers moved 2x between runs).
+
+XLA on CPU is sensitive to how this chain is written (2026-11-29, batch 256,
+best of interleaved runs): the hue wraps with ``x - 6 floor(x / 6)``, not
+``mod`` (XLA's float remainder does not vectorise: the hue pass alone went
+from 107 to 25 ms at 96 px), and the jittered planes are always blended with
+the pre-hue ones, even when every image is jittered (without that blend XLA
+recomputed the pre stages inside later fusions: 37 ms instead of 7-10 ms at
+32 px). ``ColorDistortion(1.0)`` under XLA: 11.7 -> 9.4 ms at 32 px and
+117 -> 106 ms at 96 px. Also tried and not kept: a schedule with two
+contrast slots and per-pixel slots fused between them (two mean reductions
+instead of six) matched the reference but ran 1.4-30x slower under XLA,
+which recomputes long cross-channel chains per output channel.
 """
 
 import keras
