@@ -286,6 +286,20 @@ def test_grayscale_matches_tf_image(colour_batch):
     np.testing.assert_allclose(color_lib.rgb_to_grayscale(colour_batch), ref, atol=1e-6)
 
 
+def _jitter_one_by_one(images, b, c, s, h, orders, variant):
+    """The paper's jitter image by image with tf.image ops, clipping after each."""
+    bright = (lambda x, i: x * b[i]) if variant == "v2" else (lambda x, i: tf.image.adjust_brightness(x, b[i]))
+    ops = [bright, lambda x, i: tf.image.adjust_contrast(x, c[i]),
+           lambda x, i: tf.image.adjust_saturation(x, s[i]), lambda x, i: tf.image.adjust_hue(x, h[i])]
+    refs = []
+    for i, order in enumerate(orders):
+        x = tf.constant(images[i])
+        for k in order:
+            x = tf.clip_by_value(ops[k](x, i), 0.0, 1.0)
+        refs.append(x.numpy())
+    return np.stack(refs)
+
+
 @pytest.mark.parametrize("variant", ["v2", "v1"])
 def test_jitter_random_order_matches_sequential_reference(colour_batch, variant):
     order = np.array([[0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1], [1, 3, 0, 2]])
@@ -293,41 +307,24 @@ def test_jitter_random_order_matches_sequential_reference(colour_batch, variant)
     c = np.array([1.6, 0.4, 1.1, 0.2], "float32")
     s = np.array([0.2, 1.8, 0.0, 1.3], "float32")
     h = np.array([0.1, -0.2, 0.05, 0.19], "float32")
-    bright = (lambda x, i: x * b[i]) if variant == "v2" else (lambda x, i: tf.image.adjust_brightness(x, b[i]))
-    ops = [bright, lambda x, i: tf.image.adjust_contrast(x, c[i]),
-           lambda x, i: tf.image.adjust_saturation(x, s[i]), lambda x, i: tf.image.adjust_hue(x, h[i])]
-    refs = []
-    for i in range(4):
-        x = tf.constant(colour_batch[i])
-        for k in order[i]:
-            x = tf.clip_by_value(ops[k](x, i), 0.0, 1.0)
-        refs.append(x.numpy())
     ours = color_lib.jitter_in_order(colour_batch, b, c, s, h, order, variant)
-    np.testing.assert_allclose(ours, np.stack(refs), atol=1e-5)
+    np.testing.assert_allclose(ours, _jitter_one_by_one(colour_batch, b, c, s, h, order, variant), atol=1e-5)
 
 
 @pytest.mark.parametrize("variant", ["v2", "v1"])
 def test_jitter_every_order_matches_sequential_reference(variant):
     # All 24 orders of the four ops, one image each, with strong factors so
-    # that the clip after each op matters: the slot schedule must place every
-    # op of every order at a slot that runs it in that order.
+    # that the clip after each op matters: the batched stage plan (pre
+    # stages, one hue pass, post stages) must run every op of every order
+    # in that order.
     orders = np.array(list(itertools.permutations(range(4))))
     rng = np.random.default_rng(7)
     images = _rgb((24, 6, 5, 3), seed=11)
     b = (rng.uniform(0.2, 1.8, 24) if variant == "v2" else rng.uniform(-0.5, 0.5, 24)).astype("float32")
     c, s = (rng.uniform(0.2, 1.8, 24).astype("float32") for _ in range(2))
     h = rng.uniform(-0.2, 0.2, 24).astype("float32")
-    bright = (lambda x, i: x * b[i]) if variant == "v2" else (lambda x, i: tf.image.adjust_brightness(x, b[i]))
-    ops = [bright, lambda x, i: tf.image.adjust_contrast(x, c[i]),
-           lambda x, i: tf.image.adjust_saturation(x, s[i]), lambda x, i: tf.image.adjust_hue(x, h[i])]
-    refs = []
-    for i in range(24):
-        x = tf.constant(images[i])
-        for k in orders[i]:
-            x = tf.clip_by_value(ops[k](x, i), 0.0, 1.0)
-        refs.append(x.numpy())
     ours = color_lib.jitter_in_order(images, b, c, s, h, orders, variant)
-    np.testing.assert_allclose(ours, np.stack(refs), atol=1e-5)
+    np.testing.assert_allclose(ours, _jitter_one_by_one(images, b, c, s, h, orders, variant), atol=1e-5)
 
 
 def test_jitter_factor_ranges():
