@@ -34,10 +34,11 @@ average about 7): colour jitter 2775 -> 872 ms under ``tf.function`` and
 XLA on CPU is sensitive to how this chain is written (2026-11-29, batch 256,
 best of interleaved runs): the hue wraps with ``x - 6 floor(x / 6)``, not
 ``mod`` (XLA's float remainder does not vectorise: the hue pass alone went
-from 107 to 25 ms at 96 px), and the jittered planes are always blended with
-the pre-hue ones, even when every image is jittered (without that blend XLA
-recomputed the pre stages inside later fusions: 37 ms instead of 7-10 ms at
-32 px). ``ColorDistortion(1.0)`` under XLA: 11.7 -> 9.4 ms at 32 px and
+from 107 to 25 ms at 96 px, both measured with a training job sharing the
+machine), and the jittered planes are always blended with the pre-hue ones,
+even when every image is jittered (with the cheaper wrap and no blend, XLA
+fused the pre stages into later fusions and recomputed them there: 37 ms
+instead of 7-10 ms at 32 px). ``ColorDistortion(1.0)`` under XLA: 11.7 -> 9.4 ms at 32 px and
 117 -> 106 ms at 96 px. Also tried and not kept: a schedule with two
 contrast slots and per-pixel slots fused between them (two mean reductions
 instead of six) matched the reference but ran 1.4-30x slower under XLA,
@@ -186,7 +187,7 @@ def jitter_planes(planes, brightness, contrast, saturation, hue, order, variant=
     # Always blend after hue, even with no mask (all True): measured under XLA
     # at 32 px, batch 256, the blend makes XLA keep the pre-hue planes in
     # memory instead of recomputing the three pre stages inside every later
-    # fusion (jitter 36-37 ms without it, 8-10 ms with it).
+    # fusion (jitter 36-37 ms without it, 7-10 ms with it, with the floor wrap).
     active = ops.ones_like(brightness, "bool") if mask is None else ops.convert_to_tensor(mask)
     if variant == "v2":
         bright_scale, bright_offset = brightness, zero
