@@ -209,7 +209,6 @@ class _Pipeline:
         self.dataset, self.warmup, self.iterator = dataset, warmup, None
 
     def start_round(self):
-        self.iterator = None
         self.iterator = iter(self.dataset)
         for _ in range(self.warmup):
             next(self.iterator)
