@@ -88,10 +88,12 @@ def build_encoder(config, zero_init_residual=True):
     size = config["image_size"]
     return simclr_tf.resnet(
         enc["depth"],
-        width_multiplier=enc["width_multiplier"],
+        # None when the config gives stage_widths instead (check_config).
+        width_multiplier=1 if enc.get("width_multiplier") is None else enc["width_multiplier"],
         input_shape=(size, size, 3),
         small_images=enc["small_images"],
         stem_stride=enc.get("stem_stride", 1),
+        stage_widths=enc.get("stage_widths"),
         sync_batch_norm=config.get("sync_batch_norm", False),
         zero_init_residual=zero_init_residual,
     )
@@ -168,15 +170,35 @@ def check_config(config, replicas=1):
         ("image_size", config.get("image_size"), lambda v: isinstance(v, int) and v >= 8, "an integer >= 8"),
         ("optimizer.base_learning_rate", config["optimizer"].get("base_learning_rate"),
          lambda v: isinstance(v, (int, float)) and v > 0, "> 0"),
-        ("encoder.width_multiplier", config["encoder"].get("width_multiplier"),
-         lambda v: isinstance(v, (int, float)) and v > 0, "> 0"),
     ]
+    widths = config["encoder"].get("stage_widths")
+    multiplier = config["encoder"].get("width_multiplier")
+    if multiplier is not None or widths is None:
+        checks.append(("encoder.width_multiplier", multiplier,
+                       lambda v: isinstance(v, (int, float)) and v > 0, "> 0"))
     if "depth" in config["encoder"]:  # configs with other encoders have none
         checks.append(("encoder.depth", config["encoder"]["depth"], lambda v: v in DEPTHS,
                        f"one of {DEPTHS}"))
     for key, value, ok, want in checks:
         if value is None or isinstance(value, bool) or not ok(value):
             raise ValueError(f"Config `{key}` must be {want}. Received: {key}={value!r}")
+    if widths is not None:
+        if not (
+            isinstance(widths, (list, tuple)) and len(widths) == 4
+            and all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths)
+        ):
+            raise ValueError(
+                "Config `encoder.stage_widths` must be None or 4 positive integers. "
+                f"Received: encoder.stage_widths={widths!r}"
+            )
+        if multiplier is not None:
+            # resnet() lets stage_widths win; in a config that would silently
+            # ignore a `--set encoder.width_multiplier=...`.
+            raise ValueError(
+                "Config `encoder.width_multiplier` and `encoder.stage_widths` are both set; "
+                "set the other one to None. Received: "
+                f"encoder.width_multiplier={multiplier!r}, encoder.stage_widths={widths!r}"
+            )
     if config["batch_size"] % replicas:
         raise ValueError(
             f"Config `batch_size` must be divisible by the {replicas} replicas. "

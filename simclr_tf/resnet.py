@@ -83,6 +83,7 @@ def resnet(
     sync_batch_norm=False,
     zero_init_residual=True,
     stem_stride=1,
+    stage_widths=None,
     name=None,
 ):
     """Builds a ResNet v1 encoder from images to pooled features.
@@ -102,11 +103,16 @@ def resnet(
             quarters the compute of every later layer, a CPU budget option).
         zero_init_residual: start the last BN gamma of each residual block
             at 0 (the paper's choice); False gives the plain He/ones init.
+        stage_widths: optional 4 positive ints, the channel width of each
+            stage (the stem takes the first); overrides the widths that
+            `width_multiplier` gives. A wide last stage is a cheap way to a
+            wider h on small images, where the last stage runs at 2x2.
         name: model name; defaults to `resnet{depth}`.
 
     Returns:
         A functional `keras.Model` whose output is (batch, features), with
-        features = 512 * width (basic blocks) or 2048 * width (bottleneck).
+        features = 512 * width (basic blocks) or 2048 * width (bottleneck),
+        or the last of `stage_widths` (times 4 for bottleneck blocks).
 
     Example:
 
@@ -142,6 +148,18 @@ def resnet(
         raise ValueError(f"`stem_stride` must be 1 or 2. Received: stem_stride={stem_stride!r}")
     kind, counts = _BLOCKS[depth]
     base = max(1, int(round(64 * width_multiplier)))
+    if stage_widths is None:
+        stage_widths = tuple(base * 2**stage for stage in range(4))
+    elif (
+        not isinstance(stage_widths, (list, tuple))
+        or len(stage_widths) != 4
+        or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in stage_widths)
+    ):
+        raise ValueError(
+            "`stage_widths` must be 4 positive ints (one per stage). "
+            f"Received: stage_widths={stage_widths!r}"
+        )
+    base = stage_widths[0]
 
     inputs = keras.Input(shape=input_shape, name="images")
     if small_images:
@@ -154,7 +172,7 @@ def resnet(
         x = layers.ReLU(name="stem_relu")(x)
         x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
     for stage, count in enumerate(counts):
-        filters = base * 2**stage
+        filters = stage_widths[stage]
         for block in range(count):
             stride = 2 if (stage > 0 and block == 0) else 1
             x = _block(

@@ -272,6 +272,10 @@ def config_with(**changes):
     ({"optimizer__base_learning_rate": -1e-3},
      r"`optimizer.base_learning_rate` must be > 0. Received: optimizer.base_learning_rate=-0.001"),  # C2
     ({"encoder__width_multiplier": 0}, r"Received: encoder.width_multiplier=0"),  # C3
+    ({"encoder__stage_widths": [16, 32, 64]}, r"Received: encoder.stage_widths=\[16, 32, 64\]"),  # C9
+    ({"encoder__stage_widths": [16, 32, 64, -1]}, r"4 positive integers"),
+    ({"encoder__width_multiplier": 0.5}, r"both set; set the other one to None"),  # C10
+    ({"encoder__stage_widths": None}, r"Received: encoder.width_multiplier=None"),
     ({"encoder__depth": 20}, r"`encoder.depth` must be one of \(10, 18, 34, 50, 101, 152\). Received: encoder.depth=20"),  # C4
     ({"batch_size": 1}, r"NT-Xent needs negatives\). Received: batch_size=1"),  # C5
     ({"epochs": 0}, r"Received: epochs=0"),  # C6

@@ -11,7 +11,7 @@ import tensorflow as tf
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHORT = [
     "--epochs=2", "--steps_per_epoch=2", "--batch_size=32",
-    "--set", "encoder.width_multiplier=0.0625",
+    "--set", "encoder.stage_widths=[4,8,16,32]",
     "--set", "probe.max_examples=300", "--set", "probe.max_iterations=20",
 ]
 

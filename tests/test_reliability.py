@@ -211,7 +211,7 @@ def test_no_pickle_or_unsafe_loading_in_library_code():
 
 # -- the entry point: SIGKILL, restart, same result ----------------------------------
 
-TINY = ["--set", "encoder.width_multiplier=0.0625", "--batch_size=32", "--steps_per_epoch=3",
+TINY = ["--set", "encoder.stage_widths=[4,8,16,32]", "--batch_size=32", "--steps_per_epoch=3",
         "--epochs=3", "--noprobe"]
 
 

@@ -35,6 +35,20 @@ def test_depth_10_has_one_basic_block_per_stage():
     assert encoder.count_params() < resnet(18, 0.125, (16, 16, 3), small_images=True).count_params()
 
 
+@pytest.mark.parametrize("depth, expansion", [(10, 1), (18, 1), (50, 4)])
+def test_stage_widths_set_each_stage_and_h(depth, expansion):
+    widths = (8, 12, 16, 40)
+    enc = resnet(depth, 0.125, (16, 16, 3), small_images=True, stage_widths=widths)
+    assert enc.get_layer("stem_conv").kernel.shape[-1] == 8
+    for stage, width in enumerate(widths, start=1):
+        assert enc.get_layer(f"stage{stage}_block1_conv1").kernel.shape[-1] == width
+        assert enc.get_layer(f"stage{stage}_block1_add").output.shape[-1] == width * expansion
+    assert enc.output_shape == (None, 40 * expansion)
+    assert tuple(enc(np.zeros((2, 16, 16, 3), "float32")).shape) == (2, 40 * expansion)
+    # Without stage_widths the multiplier decides, as before.
+    assert resnet(depth, 0.125, (16, 16, 3), small_images=True).output_shape == (None, 64 * expansion)
+
+
 def test_small_image_stem_keeps_resolution_and_imagenet_stem_quarters_it():
     small = resnet(18, 0.125, (32, 32, 3), small_images=True)
     large = resnet(18, 0.125, (32, 32, 3), small_images=False)
@@ -100,6 +114,11 @@ def test_keras_saving_round_trip(tmp_path):
         (dict(depth=18, width_multiplier=-1), "width_multiplier"),
         (dict(depth=18, input_shape=(8, 8, 4)), "input_shape"),
         (dict(depth=18, input_shape=(8, 8)), "input_shape"),
+        (dict(depth=18, stage_widths=(16, 32, 64)), "stage_widths"),
+        (dict(depth=18, stage_widths=(16, 32, 64, 0)), "stage_widths"),
+        (dict(depth=18, stage_widths=(16, 32, 64, 12.5)), "stage_widths"),
+        (dict(depth=18, stage_widths=(16, 32, 64, True)), "stage_widths"),
+        (dict(depth=18, stage_widths=256), "stage_widths"),
     ],
 )
 def test_bad_arguments_name_themselves(kwargs, match):
