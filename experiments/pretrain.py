@@ -1,6 +1,6 @@
 """SimCLR pretraining entry point: flags -> config -> strategy -> data -> fit.
 
-With no flags it pretrains a small ResNet-18 on the Fashion-MNIST subset
+With no flags it pretrains a small ResNet-10 on the Fashion-MNIST subset
 shipped in the package (about 5 minutes on an idle 2-core CPU), then writes into
 `--output_dir`: `backup/` (the resumable training state), `checkpoints/` (the
 newest per-epoch weights), TensorBoard logs, the encoder and the whole model as
