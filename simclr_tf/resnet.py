@@ -13,6 +13,8 @@ The result is a plain functional `keras.Model`, so it serialises to `.keras`,
 fine-tunes, and plugs into `keras.Sequential([encoder, Dense(10)])`.
 """
 
+import numbers
+
 import keras
 from keras import layers
 
@@ -153,12 +155,14 @@ def resnet(
     elif (
         not isinstance(stage_widths, (list, tuple))
         or len(stage_widths) != 4
-        or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in stage_widths)
+        or not all(isinstance(w, numbers.Integral) and not isinstance(w, bool) and w > 0
+                   for w in stage_widths)
     ):
         raise ValueError(
             "`stage_widths` must be 4 positive ints (one per stage). "
             f"Received: stage_widths={stage_widths!r}"
         )
+    stage_widths = tuple(int(w) for w in stage_widths)
     base = stage_widths[0]
 
     inputs = keras.Input(shape=input_shape, name="images")

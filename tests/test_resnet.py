@@ -45,6 +45,9 @@ def test_stage_widths_set_each_stage_and_h(depth, expansion):
         assert enc.get_layer(f"stage{stage}_block1_add").output.shape[-1] == width * expansion
     assert enc.output_shape == (None, 40 * expansion)
     assert tuple(enc(np.zeros((2, 16, 16, 3), "float32")).shape) == (2, 40 * expansion)
+    # NumPy integers are integers too.
+    assert resnet(depth, 1, (16, 16, 3), small_images=True,
+                  stage_widths=[np.int64(w) for w in widths]).output_shape == (None, 40 * expansion)
     # Without stage_widths the multiplier decides, as before.
     assert resnet(depth, 0.125, (16, 16, 3), small_images=True).output_shape == (None, 64 * expansion)
 
