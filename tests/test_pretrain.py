@@ -66,3 +66,17 @@ def test_pixel_baseline_keeps_one_channel_of_gray_images_only():
     colour = rng.random((5, 4, 4, 3))
     train, test = single_channel_if_gray(colour.reshape(5, -1), gray[:2].reshape(2, -1), 4)
     assert train.shape == (5, 48) and test.shape == (2, 48)  # any colour keeps all three
+
+
+def test_default_config_builds_the_documented_encoder():
+    # README and the config docstring quote this architecture's results:
+    # ResNet-10, stage widths 16-32-64-256, 0.83M parameters, 256-d h.
+    from experiments import common
+
+    config = common.load_config("default")
+    common.check_config(config)
+    encoder = common.build_encoder(config)
+    assert encoder.name == "resnet10"
+    assert encoder.output_shape == (None, 256)
+    assert encoder.count_params() == 834_800
+    assert encoder.get_layer("stage1_block1_conv1").input.shape[1] == 14  # stem stride 2
