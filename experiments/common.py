@@ -88,8 +88,10 @@ def build_encoder(config, zero_init_residual=True):
     size = config["image_size"]
     return simclr_tf.resnet(
         enc["depth"],
-        # None when the config gives stage_widths instead (check_config).
-        width_multiplier=1 if enc.get("width_multiplier") is None else enc["width_multiplier"],
+        # None when the config gives stage_widths instead (check_config);
+        # with neither, resnet() refuses the None.
+        width_multiplier=(1 if enc.get("width_multiplier") is None and enc.get("stage_widths")
+                          else enc.get("width_multiplier")),
         input_shape=(size, size, 3),
         small_images=enc["small_images"],
         stem_stride=enc.get("stem_stride", 1),

@@ -456,3 +456,10 @@ def test_loss_only_fails_with_documented_errors(shape1, shape2, same_shape, dtyp
     # (0 for a batch of one); NaN/Inf inputs or temperature Inf propagate.
     if special is None and 1e-30 < float(temperature) < np.inf:
         assert np.isfinite(loss) and loss >= -1e-6
+
+
+def test_build_encoder_refuses_a_config_with_neither_width():
+    # Ablation cells merge overrides after the base config was checked.
+    config = config_with(encoder__stage_widths=None)
+    with pytest.raises(ValueError, match=r"Received: width_multiplier=None"):
+        common.build_encoder(config)
