@@ -90,8 +90,7 @@ def build_encoder(config, zero_init_residual=True):
         enc["depth"],
         # None when the config gives stage_widths instead (check_config);
         # with neither, resnet() refuses the None.
-        width_multiplier=(1 if enc.get("width_multiplier") is None and enc.get("stage_widths")
-                          else enc.get("width_multiplier")),
+        width_multiplier=enc.get("width_multiplier"),
         input_shape=(size, size, 3),
         small_images=enc["small_images"],
         stem_stride=enc.get("stem_stride", 1),
@@ -181,26 +180,22 @@ def check_config(config, replicas=1):
     if "depth" in config["encoder"]:  # configs with other encoders have none
         checks.append(("encoder.depth", config["encoder"]["depth"], lambda v: v in DEPTHS,
                        f"one of {DEPTHS}"))
+    if widths is not None:
+        checks.append(("encoder.stage_widths", widths,
+                       lambda v: isinstance(v, (list, tuple)) and len(v) == 4 and all(
+                           isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in v),
+                       "None or 4 positive integers"))
     for key, value, ok, want in checks:
         if value is None or isinstance(value, bool) or not ok(value):
             raise ValueError(f"Config `{key}` must be {want}. Received: {key}={value!r}")
-    if widths is not None:
-        if not (
-            isinstance(widths, (list, tuple)) and len(widths) == 4
-            and all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths)
-        ):
-            raise ValueError(
-                "Config `encoder.stage_widths` must be None or 4 positive integers. "
-                f"Received: encoder.stage_widths={widths!r}"
-            )
-        if multiplier is not None:
-            # resnet() lets stage_widths win; in a config that would silently
-            # ignore a `--set encoder.width_multiplier=...`.
-            raise ValueError(
-                "Config `encoder.width_multiplier` and `encoder.stage_widths` are both set; "
-                "set the other one to None. Received: "
-                f"encoder.width_multiplier={multiplier!r}, encoder.stage_widths={widths!r}"
-            )
+    if widths is not None and multiplier is not None:
+        # resnet() lets stage_widths win; in a config that would silently
+        # ignore a `--set encoder.width_multiplier=...`.
+        raise ValueError(
+            "Config `encoder.width_multiplier` and `encoder.stage_widths` are both set; "
+            "set the other one to None. Received: "
+            f"encoder.width_multiplier={multiplier!r}, encoder.stage_widths={widths!r}"
+        )
     if config["batch_size"] % replicas:
         raise ValueError(
             f"Config `batch_size` must be divisible by the {replicas} replicas. "

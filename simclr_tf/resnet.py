@@ -107,8 +107,9 @@ def resnet(
             at 0 (the paper's choice); False gives the plain He/ones init.
         stage_widths: optional 4 positive ints, the channel width of each
             stage (the stem takes the first); overrides the widths that
-            `width_multiplier` gives. A wide last stage is a cheap way to a
-            wider h on small images, where the last stage runs at 2x2.
+            `width_multiplier` gives (which may then be None). A wide last
+            stage is a cheap way to a wider h on small images, where the
+            last stage runs at 2x2.
         name: model name; defaults to `resnet{depth}`.
 
     Returns:
@@ -131,7 +132,7 @@ def resnet(
         raise ValueError(
             f"`depth` must be one of {sorted(_BLOCKS)}. Received: depth={depth!r}"
         )
-    if (
+    if (stage_widths is None or width_multiplier is not None) and (
         isinstance(width_multiplier, bool)
         or not isinstance(width_multiplier, (int, float))
         or not width_multiplier > 0
@@ -149,8 +150,8 @@ def resnet(
     if stem_stride not in (1, 2):
         raise ValueError(f"`stem_stride` must be 1 or 2. Received: stem_stride={stem_stride!r}")
     kind, counts = _BLOCKS[depth]
-    base = max(1, int(round(64 * width_multiplier)))
     if stage_widths is None:
+        base = max(1, int(round(64 * width_multiplier)))
         stage_widths = tuple(base * 2**stage for stage in range(4))
     elif (
         not isinstance(stage_widths, (list, tuple))

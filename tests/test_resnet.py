@@ -48,6 +48,11 @@ def test_stage_widths_set_each_stage_and_h(depth, expansion):
     # NumPy integers are integers too.
     assert resnet(depth, 1, (16, 16, 3), small_images=True,
                   stage_widths=[np.int64(w) for w in widths]).output_shape == (None, 40 * expansion)
+    # With stage_widths the multiplier may be None; without, it may not.
+    assert resnet(depth, None, (16, 16, 3), small_images=True,
+                  stage_widths=widths).output_shape == (None, 40 * expansion)
+    with pytest.raises(ValueError, match="width_multiplier=None"):
+        resnet(depth, None, (16, 16, 3), small_images=True)
     # Without stage_widths the multiplier decides, as before.
     assert resnet(depth, 0.125, (16, 16, 3), small_images=True).output_shape == (None, 64 * expansion)
 
