@@ -7,6 +7,7 @@ smoke study (SimCLR and supervised, a few steps each) proves the resume.
 import csv
 import json
 import os
+import re
 
 import keras
 import numpy as np
@@ -53,6 +54,63 @@ def test_composition_cells_are_every_ordered_pair(smoke):
         assert cell.id == (first if first == second else f"{first}+{second}")
         assert cell.kind == "simclr" and cell.params["branches"] == "one"
     assert len({c.fingerprint() for c in grid}) == 49
+
+
+def test_composition_baselines_add_reference_cells(smoke):
+    smoke["studies"]["composition"]["operators"] = ["crop", "color"]
+    assert [c.id for c in studies.cells_for("composition", smoke)] == [
+        "crop", "crop+color", "color+crop", "color"]
+    smoke["studies"]["composition"]["baselines"] = ["random", "pixels"]
+    cells_ = studies.cells_for("composition", smoke)
+    assert [(c.id, c.kind) for c in cells_[4:]] == [("random", "random"), ("pixels", "pixels")]
+    # Same training config as the grid: the reference is probed like a grid cell.
+    assert cells_[4].config == cells_[0].config
+    for bad in (["supervised"], "random"):
+        smoke["studies"]["composition"]["baselines"] = bad
+        with pytest.raises(ValueError, match=r"studies\.composition\.baselines.*" + re.escape(repr(bad))):
+            studies.cells_for("composition", smoke)
+
+
+def test_composition_random_cell_uses_the_grids_evaluation_transform(smoke):
+    smoke["studies"]["composition"]["baselines"] = ["random"]
+    cell = studies.cells_for("composition", smoke)[-1]
+    augmenter = cells.build_augmenter(cell)
+    assert isinstance(augmenter, operators.ComposedAugmenter) and augmenter.transforms == []
+    grid_cell = studies.cells_for("composition", smoke)[0]
+    images = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1), dtype=np.uint8)
+    np.testing.assert_array_equal(augmenter(images, training=False),
+                                  cells.build_augmenter(grid_cell)(images, training=False))
+    result = cells.run_cell(cell)
+    assert result["feature_dim_h"] == smoke["encoder"]["filters"][-1]
+    assert 0.2 < result["top1"] <= 1.0  # far above chance even untrained
+
+
+def test_composition_heatmap_is_centred_on_the_random_encoder():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = [
+        {"kind": "simclr", "first": "crop", "second": "crop", "top1": 0.80},
+        {"kind": "simclr", "first": "crop", "second": "color", "top1": 0.82},
+        {"kind": "simclr", "first": "color", "second": "crop", "top1": 0.78},
+        {"kind": "simclr", "first": "color", "second": "color", "top1": 0.70},
+        {"kind": "random", "method": "random", "top1": 0.79},
+        {"kind": "pixels", "method": "pixels", "top1": 0.835},
+    ]
+    fig, ax = plt.subplots()
+    try:
+        report._composition(ax, table)
+        image = ax.images[0]
+        grid = np.asarray(image.get_array())
+        assert grid.shape == (2, 3)  # two operators plus the row mean; no reference rows
+        np.testing.assert_allclose(grid[:, :2], [[80, 82], [78, 70]])
+        np.testing.assert_allclose(grid[:, 2], [81, 74])
+        assert image.norm.vcenter == pytest.approx(79.0)
+        assert "random encoder 79.0" in ax.get_title() and "raw pixels 83.5" in ax.get_title()
+    finally:
+        plt.close(fig)
 
 
 def test_other_studies_cells(smoke):

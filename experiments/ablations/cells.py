@@ -59,6 +59,8 @@ def build_augmenter(cell):
     config = cell.config
     size, seed = config["image_size"], config["seed"]
     if cell.study == "composition":
+        if cell.kind != "simclr":  # a reference cell: the grid's evaluation transform
+            return operators.ComposedAugmenter(size, [], name="resize_only")
         pair = (cell.params["first"], cell.params["second"])
         return operators.pair_augmenter(pair, size, config.get("operators"), seed=seed)
     return simclr_tf.SimCLRAugmentation(size, seed=seed, **config["augment"])

@@ -67,33 +67,54 @@ def _pct(value):
 
 
 def _composition(ax, table):
+    """The grid as a heatmap; reference cells (`random`, `pixels`) go in the
+    title, and with a random-encoder cell the colours are centred on it
+    (green above it, red below), because at small budgets that is the line
+    between learning something and learning nothing."""
     import numpy as np
+    from matplotlib import colors
 
+    grid_rows = [row for row in table if row.get("kind", "simclr") == "simclr"]
+    refs = {row["kind"]: _pct(row.get("top1")) for row in table if row.get("kind") in ("random", "pixels")}
     names = []
-    for row in table:
+    for row in grid_rows:
         for key in ("first", "second"):
             if row[key] not in names:
                 names.append(row[key])
     grid = np.full((len(names), len(names) + 1), np.nan)
-    for row in table:
+    for row in grid_rows:
         grid[names.index(row["first"]), names.index(row["second"])] = _pct(row.get("top1"))
     for i in range(len(names)):
         measured = grid[i, :-1][~np.isnan(grid[i, :-1])]
         if measured.size:
             grid[i, -1] = measured.mean()
-    image = ax.imshow(grid, cmap="Greens")
+    finite = grid[~np.isnan(grid)]
+    centre = refs.get("random")
+    if centre is not None and not math.isnan(centre) and finite.size:
+        spread = max(float(np.max(np.abs(finite - centre))), 0.1)
+        norm = colors.TwoSlopeNorm(vcenter=centre, vmin=centre - spread, vmax=centre + spread)
+        image = ax.imshow(grid, cmap="RdYlGn", norm=norm)
+        dark = lambda value: abs(value - centre) > 0.6 * spread  # noqa: E731
+    else:
+        image = ax.imshow(grid, cmap="Greens")
+        middle = (finite.min() + finite.max()) / 2 if finite.size else 0
+        dark = lambda value: value > middle  # noqa: E731
     ax.figure.colorbar(image, ax=ax, fraction=0.046, label="linear-probe top-1 (%)")
     ax.set_xticks(range(len(names) + 1), names + ["mean"], rotation=45, ha="right")
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("2nd transformation")
     ax.set_ylabel("1st transformation")
-    finite = grid[~np.isnan(grid)]
-    middle = (finite.min() + finite.max()) / 2 if finite.size else 0
     for (i, j), value in np.ndenumerate(grid):
         if not np.isnan(value):
             ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=8,
-                    color="white" if value > middle else "black")
-    ax.set_title("Composition (diagonal: single operator)")
+                    color="white" if dark(value) else "black")
+    title = "Composition (diagonal: single operator)"
+    shown = [f"{label} {refs[kind]:.1f}" for kind, label in (("random", "random encoder"),
+                                                            ("pixels", "raw pixels"))
+             if kind in refs and not math.isnan(refs[kind])]
+    if shown:
+        title += "\nsame probe: " + ", ".join(shown)
+    ax.set_title(title)
 
 
 def _lines(ax, table, x_key, series_key, title, xlabel, log_x=False, series_label="{}"):

@@ -10,7 +10,8 @@ finished cell was run with the same settings.
 Studies (the paper's figure or table in brackets):
 
 - `composition` (figure 5): every ordered pair (first, second) of the
-  operators; the diagonal is a single operator.
+  operators; the diagonal is a single operator. `baselines` (optional:
+  `random`, `pixels`) adds reference cells probed the same way.
 - `color` (table 1): colour strength 1/8, 1/4, 1/2, 1 and 1 + blur, each
   for SimCLR (linear probe) and for supervised training of the same encoder
   with the same augmentation.
@@ -102,6 +103,17 @@ def _composition(section, base):
             cell_id = first if first == second else f"{first}+{second}"
             params = {"first": first, "second": second, "branches": branches}
             cells.append(Cell("composition", cell_id, "simclr", params, base))
+    # Reference cells with the grid's encoder and probe: a grid cell is only
+    # worth reading against what the same probe gets from an untrained
+    # encoder (and from raw pixels).
+    baselines = section.get("baselines", ())
+    if isinstance(baselines, str) or any(kind not in ("pixels", "random") for kind in baselines):
+        raise ValueError(
+            "`studies.composition.baselines` must be a list drawn from ['pixels', 'random']. "
+            f"Received: {baselines!r}"
+        )
+    for kind in baselines:
+        cells.append(Cell("composition", kind, kind, {"method": kind}, base))
     return cells
 
 
