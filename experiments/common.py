@@ -9,6 +9,7 @@ import copy
 import importlib
 import importlib.util
 import os
+import warnings
 
 import simclr_tf  # first: it sets TF_ENABLE_ONEDNN_OPTS before TensorFlow loads
 
@@ -137,6 +138,14 @@ def build_optimizer(config, steps_per_epoch):
     if name == "sgd":
         return keras.optimizers.SGD(lr, momentum=opt.get("momentum", 0.9), nesterov=True)
     if name == "adam":
+        if wd:
+            # Kept for the configs whose finished ablation cells were run
+            # this way; said out loud so nobody tunes a value with no effect.
+            warnings.warn(
+                f"`optimizer.weight_decay`={wd!r} has no effect with optimizer.name='adam' "
+                "(plain Adam has no weight decay); use 'adamw' or 'lars' to apply it.",
+                stacklevel=2,
+            )
         return keras.optimizers.Adam(lr)
     if name == "adamw":
         return keras.optimizers.AdamW(lr, weight_decay=wd)
@@ -155,7 +164,7 @@ def resolve_jit(config):
     return bool(jit)
 
 
-DEPTHS = (10, 18, 34, 50, 101, 152)
+DEPTHS = (10, 14, 18, 34, 50, 101, 152)
 
 
 def check_config(config, replicas=1):

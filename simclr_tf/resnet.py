@@ -1,8 +1,9 @@
 """ResNet encoders (v1, as in the SimCLR paper) as functional Keras models.
 
 `resnet(depth, ...)` maps float images in [0, 1] to globally average-pooled
-features h. Basic blocks for depths 10, 18 and 34, bottleneck blocks for 50, 101
-and 152; widths scale with `width_multiplier` (1x/2x/4x in the paper; a
+features h. Basic blocks for depths 10, 18 and 34, bottleneck blocks for 14,
+50, 101 and 152 (10 and 14: one block per stage, CPU-budget encoders that
+are not in the paper; 14's bottleneck gives an h 4x the last stage's width); widths scale with `width_multiplier` (1x/2x/4x in the paper; a
 fraction such as 0.25 gives the small 16-128 layout used on CPUs). The last
 batch norm of each residual block starts with gamma = 0 so every block starts
 as the identity, as in the paper (following Goyal et al., 2017). BN uses
@@ -20,6 +21,7 @@ from keras import layers
 
 _BLOCKS = {
     10: ("basic", (1, 1, 1, 1)),
+    14: ("bottleneck", (1, 1, 1, 1)),
     18: ("basic", (2, 2, 2, 2)),
     34: ("basic", (3, 4, 6, 3)),
     50: ("bottleneck", (3, 4, 6, 3)),
@@ -91,8 +93,9 @@ def resnet(
     """Builds a ResNet v1 encoder from images to pooled features.
 
     Args:
-        depth: one of 10, 18, 34, 50, 101, 152 (10: one basic block per
-            stage, a cheap encoder for CPU budgets; not in the paper).
+        depth: one of 10, 14, 18, 34, 50, 101, 152 (10 and 14: one basic
+            or bottleneck block per stage, cheap encoders for CPU budgets;
+            not in the paper).
         width_multiplier: positive factor on the channel widths (64, 128,
             256, 512 at 1x); the paper uses 1, 2 and 4 for ResNet-50.
             Fractions give small CPU-sized encoders (0.25 -> 16..128).

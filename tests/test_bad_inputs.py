@@ -276,7 +276,7 @@ def config_with(**changes):
     ({"encoder__stage_widths": [16, 32, 64, -1]}, r"4 positive integers"),
     ({"encoder__width_multiplier": 0.5}, r"both set; set the other one to None"),  # C10
     ({"encoder__stage_widths": None}, r"Received: encoder.width_multiplier=None"),
-    ({"encoder__depth": 20}, r"`encoder.depth` must be one of \(10, 18, 34, 50, 101, 152\). Received: encoder.depth=20"),  # C4
+    ({"encoder__depth": 20}, r"`encoder.depth` must be one of \(10, 14, 18, 34, 50, 101, 152\). Received: encoder.depth=20"),  # C4
     ({"batch_size": 1}, r"NT-Xent needs negatives\). Received: batch_size=1"),  # C5
     ({"epochs": 0}, r"Received: epochs=0"),  # C6
     ({"image_size": 4}, r"Received: image_size=4"),

@@ -4,7 +4,9 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
+import keras
 import pytest
 import tensorflow as tf
 
@@ -80,3 +82,21 @@ def test_default_config_builds_the_documented_encoder():
     assert encoder.output_shape == (None, 256)
     assert encoder.count_params() == 834_800
     assert encoder.get_layer("stage1_block1_conv1").input.shape[1] == 14  # stem stride 2
+
+
+def test_weight_decay_that_adam_ignores_is_said_out_loud():
+    from experiments import common
+
+    config = common.load_config("default")
+    assert config["optimizer"]["name"] == "adam"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the default itself must not warn
+        assert isinstance(common.build_optimizer(config, 10), keras.optimizers.Adam)
+    config["optimizer"]["weight_decay"] = 1e-4
+    with pytest.warns(UserWarning, match=r"weight_decay`=0.0001 has no effect.*'adam'"):
+        common.build_optimizer(config, 10)
+    config["optimizer"]["name"] = "adamw"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        optimizer = common.build_optimizer(config, 10)
+    assert optimizer.weight_decay == pytest.approx(1e-4)

@@ -8,7 +8,7 @@ from simclr_tf.resnet import resnet
 
 @pytest.mark.parametrize(
     "depth, features",
-    [(10, 64), (18, 64), (34, 64), pytest.param(50, 256, marks=pytest.mark.slow),
+    [(10, 64), (14, 256), (18, 64), (34, 64), pytest.param(50, 256, marks=pytest.mark.slow),
      pytest.param(101, 256, marks=pytest.mark.slow),
      pytest.param(152, 256, marks=pytest.mark.slow)],
 )
@@ -35,7 +35,21 @@ def test_depth_10_has_one_basic_block_per_stage():
     assert encoder.count_params() < resnet(18, 0.125, (16, 16, 3), small_images=True).count_params()
 
 
-@pytest.mark.parametrize("depth, expansion", [(10, 1), (18, 1), (50, 4)])
+def test_depth_14_has_one_bottleneck_block_per_stage():
+    encoder = resnet(14, 0.125, (16, 16, 3), small_images=True)
+    names = [l.name for l in encoder.layers]
+    blocks = {"_".join(n.split("_")[:2]) for n in names if n.startswith("stage")}
+    assert sorted(blocks) == [f"stage{s}_block1" for s in range(1, 5)]
+    # Bottleneck: three convolutions per block, the last 4x the block's width.
+    assert all(f"stage{s}_block1_conv3" in names for s in range(1, 5))
+    assert encoder.get_layer("stage4_block1_conv3").kernel.shape[-1] == 4 * 64
+    # The name counts 13 convolutions on the main path (stem + 4 x 3) and
+    # the classifier a ResNet would end with; the shortcuts are not counted.
+    convs = [n for n in names if n.endswith(("conv", "conv1", "conv2", "conv3")) and "proj" not in n]
+    assert len(convs) == 13
+
+
+@pytest.mark.parametrize("depth, expansion", [(10, 1), (14, 4), (18, 1), (50, 4)])
 def test_stage_widths_set_each_stage_and_h(depth, expansion):
     widths = (8, 12, 16, 40)
     enc = resnet(depth, 0.125, (16, 16, 3), small_images=True, stage_widths=widths)

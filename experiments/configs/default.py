@@ -40,7 +40,9 @@ def get_config():
             "name": "adam",
             "base_learning_rate": 3e-3,
             "scaling": "none",
-            "weight_decay": 1e-6,
+            # Plain Adam has no weight decay (a non-zero value here warns);
+            # set e.g. 1e-6 with "adamw" or "lars".
+            "weight_decay": 0.0,
             "warmup_epochs": 0.5,
         },
         "jit_compile": "auto",

@@ -63,6 +63,9 @@ def get_config():
             "name": "adam",
             "base_learning_rate": 2e-3,
             "scaling": "none",
+            # Not used by "adam" (build_optimizer warns); "adamw" and "lars"
+            # apply it. Left at 1e-6 so the finished cells keep their config
+            # fingerprints.
             "weight_decay": 1e-6,
             "warmup_epochs": 0.2,
         },
