@@ -10,6 +10,8 @@ import keras
 import pytest
 import tensorflow as tf
 
+import simclr_tf
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHORT = [
     "--epochs=2", "--steps_per_epoch=2", "--batch_size=32",
@@ -82,15 +84,25 @@ def test_default_config_builds_the_documented_encoder():
     assert encoder.output_shape == (None, 256)
     assert encoder.count_params() == 834_800
     assert encoder.get_layer("stage1_block1_conv1").input.shape[1] == 14  # stem stride 2
+    # ... trained with the paper's optimiser: LARS at 0.075 * sqrt(256) = 1.2.
+    optimizer = common.build_optimizer(config, steps_per_epoch=39)
+    assert isinstance(optimizer, simclr_tf.LARS) and optimizer.weight_decay == pytest.approx(1e-4)
+    schedule = optimizer._learning_rate  # the schedule object (`learning_rate` is its current value)
+    assert isinstance(schedule, simclr_tf.WarmupCosine)
+    assert float(schedule(39)) == pytest.approx(1.2, rel=1e-4)  # peak, after one epoch of warm-up
+    assert float(schedule(10)) < 1.2 * 11 / 39 + 1e-6
 
 
 def test_weight_decay_that_adam_ignores_is_said_out_loud():
     from experiments import common
 
     config = common.load_config("default")
-    assert config["optimizer"]["name"] == "adam"
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the default itself must not warn
+        common.build_optimizer(config, 10)
+    config["optimizer"].update(name="adam", weight_decay=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         assert isinstance(common.build_optimizer(config, 10), keras.optimizers.Adam)
     config["optimizer"]["weight_decay"] = 1e-4
     with pytest.warns(UserWarning, match=r"weight_decay`=0.0001 has no effect.*'adam'"):

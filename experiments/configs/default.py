@@ -36,14 +36,17 @@ def get_config():
         "temperature": 0.2,
         "batch_size": 256,
         "epochs": 14,
+        # The paper's optimiser and its small-batch rule: LARS (momentum 0.9,
+        # trust coefficient 0.001, BN parameters and biases excluded), peak
+        # learning rate 0.075 * sqrt(batch) = 1.2, weight decay 1e-4 (the
+        # paper's CIFAR value), linear warm-up for one epoch, then cosine
+        # decay. It beat Adam (peak 3e-3) on both seeds tried (README).
         "optimizer": {
-            "name": "adam",
-            "base_learning_rate": 3e-3,
-            "scaling": "none",
-            # Plain Adam has no weight decay (a non-zero value here warns);
-            # set e.g. 1e-6 with "adamw" or "lars".
-            "weight_decay": 0.0,
-            "warmup_epochs": 0.5,
+            "name": "lars",
+            "base_learning_rate": 0.075,
+            "scaling": "sqrt",
+            "weight_decay": 1e-4,
+            "warmup_epochs": 1,
         },
         "jit_compile": "auto",
         "sync_batch_norm": False,
