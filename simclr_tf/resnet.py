@@ -3,7 +3,8 @@
 `resnet(depth, ...)` maps float images in [0, 1] to globally average-pooled
 features h. Basic blocks for depths 10, 18 and 34, bottleneck blocks for 14,
 50, 101 and 152 (10 and 14: one block per stage, CPU-budget encoders that
-are not in the paper; 14's bottleneck gives an h 4x the last stage's width); widths scale with `width_multiplier` (1x/2x/4x in the paper; a
+are not in the paper; 14's bottleneck gives an h 4x the last stage's
+width); widths scale with `width_multiplier` (1x/2x/4x in the paper; a
 fraction such as 0.25 gives the small 16-128 layout used on CPUs). The last
 batch norm of each residual block starts with gamma = 0 so every block starts
 as the identity, as in the paper (following Goyal et al., 2017). BN uses

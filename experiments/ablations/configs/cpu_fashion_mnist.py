@@ -78,9 +78,11 @@ def get_config():
         "studies": {
             # 49 cells of 300 steps (1.3 epochs) each, on the main job's
             # ResNet-10 with stage widths 16-32-64-256 (0.73 CPU-s a step),
-            # with the main job's temperature and learning rate, probed on
-            # 10k / 10k images next to a random encoder and raw pixels under
-            # the same probe. About 90 minutes on 2 idle cores. (Until
+            # with the main job's temperature and its Adam learning rate of
+            # the time (0.2, 3e-3), probed on 10k / 10k images next to a
+            # random encoder and raw pixels under the same probe. Measured:
+            # 164 CPU-minutes for the 51 cells (about 90 min on 2 idle cores,
+            # estimated from it). (Until
             # 2026-11-29 21:00 it was ResNet-18 at 1/8 width for 100 steps:
             # every cell came out at the random encoder's level.)
             "composition": {
