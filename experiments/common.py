@@ -139,8 +139,8 @@ def build_optimizer(config, steps_per_epoch):
         return keras.optimizers.SGD(lr, momentum=opt.get("momentum", 0.9), nesterov=True)
     if name == "adam":
         if wd:
-            # Kept for the configs whose finished ablation cells were run
-            # this way; said out loud so nobody tunes a value with no effect.
+            # Warned, not refused: the CPU ablation config's finished cells
+            # were run with this (ignored) value in their fingerprints.
             warnings.warn(
                 f"`optimizer.weight_decay`={wd!r} has no effect with optimizer.name='adam' "
                 "(plain Adam has no weight decay); use 'adamw' or 'lars' to apply it.",
