@@ -84,13 +84,14 @@ def test_default_config_builds_the_documented_encoder():
     assert encoder.output_shape == (None, 256)
     assert encoder.count_params() == 834_800
     assert encoder.get_layer("stage1_block1_conv1").input.shape[1] == 14  # stem stride 2
-    # ... trained with the paper's optimiser: LARS at 0.075 * sqrt(256) = 1.2.
+    # ... trained with the paper's optimiser and square-root scaling, at twice
+    # its base rate: LARS at 0.15 * sqrt(256) = 2.4.
     optimizer = common.build_optimizer(config, steps_per_epoch=39)
     assert isinstance(optimizer, simclr_tf.LARS) and optimizer.weight_decay == pytest.approx(1e-4)
     schedule = optimizer._learning_rate  # the schedule object (`learning_rate` is its current value)
     assert isinstance(schedule, simclr_tf.WarmupCosine)
-    assert float(schedule(39)) == pytest.approx(1.2, rel=1e-4)  # peak, after one epoch of warm-up
-    assert float(schedule(10)) < 1.2 * 11 / 39 + 1e-6
+    assert float(schedule(39)) == pytest.approx(2.4, rel=1e-4)  # peak, after one epoch of warm-up
+    assert float(schedule(10)) < 2.4 * 11 / 39 + 1e-6
 
 
 def test_weight_decay_that_adam_ignores_is_said_out_loud():
