@@ -9,7 +9,10 @@ import copy
 import importlib
 import importlib.util
 import os
+import time
 import warnings
+
+from absl import logging
 
 import simclr_tf  # first: it sets TF_ENABLE_ONEDNN_OPTS before TensorFlow loads
 
@@ -236,3 +239,38 @@ def single_channel_if_gray(train, test, size):
     if train.shape[-1] == 3 and all(np.array_equal(x[..., 0], x[..., c]) for x in (train, test) for c in (1, 2)):
         train, test = train[..., :1], test[..., :1]
     return train.reshape(len(train), -1), test.reshape(len(test), -1)
+
+
+def probe_representations(config, learned, view, train, test):
+    """The main job's linear probes: `learned`, a random encoder, raw pixels.
+
+    `train` and `test` are datasets of (images, labels) batches and `view`
+    maps a batch of images to the encoders' input (the evaluation
+    transform). The random encoder is the strong form of that baseline
+    (plain init: BN gamma 1 in every block, not the zero-gamma residual init
+    used for training), rebuilt from `config` after seeding with
+    `config["seed"] + 1`, so a run re-probed later (experiments.fresh_test)
+    gets the same one. The probe settings are `config["probe"]` (all but
+    its row cap `max_examples`). Returns {"learned" | "random" | "pixels":
+    the `linear_probe` result}.
+    """
+    from simclr_tf import evaluation
+
+    probe_args = {k: v for k, v in config["probe"].items() if k != "max_examples"}
+    keras.utils.set_random_seed(config["seed"] + 1)
+    candidates = {
+        "learned": learned,
+        "random": build_encoder(config, zero_init_residual=False),
+        "pixels": keras.layers.Flatten(),
+    }
+    results = {}
+    for name, encoder in candidates.items():
+        start = time.time()
+        (xtr, ytr), (xte, yte) = (
+            evaluation.extract_features(encoder, split, preprocess=view) for split in (train, test)
+        )
+        if name == "pixels":
+            xtr, xte = single_channel_if_gray(xtr, xte, config["image_size"])
+        results[name] = evaluation.linear_probe(xtr, ytr, xte, yte, seed=config["seed"], **probe_args)
+        logging.info("probe %s: %s (%.0fs)", name, results[name], time.time() - start)
+    return results

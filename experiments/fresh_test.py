@@ -49,7 +49,7 @@ def probe_run(run_dir, train, test):
     import keras
 
     from experiments import common
-    from simclr_tf import evaluation
+    from simclr_tf import data
 
     metrics_path = os.path.join(run_dir, "metrics.json")
     encoder_path = os.path.join(run_dir, "encoder.keras")
@@ -59,32 +59,20 @@ def probe_run(run_dir, train, test):
                              f"Received: run_dir={run_dir!r}")
     with open(metrics_path) as f:
         config = json.load(f)["config"]
-    probe_args = {k: v for k, v in config.get("probe", {}).items() if k != "max_examples"}
     augmenter = common.build_augmenter(config)  # its evaluation transform, as the run's
     view = lambda x: augmenter(x, training=False)  # noqa: E731
-    learned = keras.saving.load_model(encoder_path)
-    # The same random encoder as the run's: pretrain.run_probes seeds with
-    # seed + 1 right before building it.
-    keras.utils.set_random_seed(config["seed"] + 1)
-    candidates = {
-        "learned": learned,
-        "random": common.build_encoder(config, zero_init_residual=False),
-        "pixels": keras.layers.Flatten(),
-    }
-    results = {}
-    for name, encoder in candidates.items():
-        xtr = evaluation.extract_features(encoder, train[0], preprocess=view)
-        xte = evaluation.extract_features(encoder, test[0], preprocess=view)
-        if name == "pixels":
-            xtr, xte = common.single_channel_if_gray(xtr, xte, config["image_size"])
-        scores = evaluation.linear_probe(xtr, train[1], xte, test[1], seed=config["seed"], **probe_args)
-        results[name] = {
-            "top1": round(100 * scores["top1"], 2),
-            "validation_top1": round(100 * max(scores["validation_top1"].values()), 2)
-            if "validation_top1" in scores else None,
-            "l2": scores.get("l2"),
+    scores = common.probe_representations(
+        config, keras.saving.load_model(encoder_path), view,
+        *(data.from_arrays(images, labels, batch_size=500) for images, labels in (train, test)))
+    return {
+        name: {
+            "top1": round(100 * result["top1"], 2),
+            "validation_top1": round(100 * max(result["validation_top1"].values()), 2)
+            if "validation_top1" in result else None,
+            "l2": result.get("l2"),
         }
-    return results
+        for name, result in scores.items()
+    }
 
 
 def main(argv):

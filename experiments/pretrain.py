@@ -71,7 +71,7 @@ def main(argv):
 
     import simclr_tf
     from simclr_tf import callbacks as callbacks_lib
-    from simclr_tf import data, evaluation
+    from simclr_tf import data
     from simclr_tf.io import save_keras, write_json
 
     config = common.load_config(FLAGS.config)
@@ -161,7 +161,7 @@ def main(argv):
         "history": backup.history,
     }
     if FLAGS.probe:
-        metrics.update(run_probes(config, model, data, evaluation, common))
+        metrics.update(run_probes(config, model, data))
         print(
             "\nLinear-probe top-1 on the test split: "
             f"learned {metrics['probe_top1_learned']:.4f}, "
@@ -173,10 +173,8 @@ def main(argv):
     print(f"Wrote {out}")
 
 
-def run_probes(config, model, data, evaluation, common):
+def run_probes(config, model, data):
     """Linear probes on frozen features: learned, random init, raw pixels."""
-    import keras
-
     limit = config["probe"].get("max_examples")
 
     def split(name):
@@ -185,32 +183,14 @@ def run_probes(config, model, data, evaluation, common):
         return ds.unbatch().take(limit).batch(500) if limit else ds
 
     eval_view = lambda x: model.augmenter(x, training=False)  # noqa: E731
-    # Everything in config["probe"] but the row cap goes to linear_probe
-    # (solver, l2, max_iterations, ...).
-    probe_args = {k: v for k, v in config["probe"].items() if k != "max_examples"}
+    scores = common.probe_representations(config, model.encoder, eval_view,
+                                          split("train"), split("test"))
     results = {}
-    keras.utils.set_random_seed(config["seed"] + 1)
-    candidates = {
-        "learned": model.encoder,
-        # The strong form of this baseline: plain init (BN gamma 1 in every
-        # block) rather than the zero-gamma residual init used for training.
-        "random": common.build_encoder(config, zero_init_residual=False),
-        "pixels": keras.layers.Flatten(),
-    }
-    for name, encoder in candidates.items():
-        start = time.time()
-        (xtr, ytr), (xte, yte) = (
-            evaluation.extract_features(encoder, split(s), preprocess=eval_view)
-            for s in ("train", "test")
-        )
-        if name == "pixels":
-            xtr, xte = common.single_channel_if_gray(xtr, xte, config["image_size"])
-        scores = evaluation.linear_probe(xtr, ytr, xte, yte, seed=config["seed"], **probe_args)
-        results[f"probe_top1_{name}"] = scores["top1"]
-        results[f"probe_top5_{name}"] = scores["top5"]
-        if "l2" in scores:
-            results[f"probe_l2_{name}"] = scores["l2"]
-        logging.info("probe %s: %s (%.0fs)", name, scores, time.time() - start)
+    for name, result in scores.items():
+        results[f"probe_top1_{name}"] = result["top1"]
+        results[f"probe_top5_{name}"] = result["top5"]
+        if "l2" in result:
+            results[f"probe_l2_{name}"] = result["l2"]
     return results
 
 
