@@ -25,6 +25,7 @@ import warnings
 import keras
 import numpy as np
 
+from simclr_tf import io
 from simclr_tf.io import atomic_path
 
 _CKPT = re.compile(r"^epoch_(\d+)\.weights\.h5$")
@@ -70,9 +71,17 @@ def _save_weights_atomically(model, path):
 def remove_temporaries(folder, names=None):
     """Deletes what an interrupted atomic write left in `folder`: hidden
     entries `.<name>.<random>.tmp...` (or `.tmp-<random>` scratch folders),
-    only for the artefact `names` given (any when None)."""
+    only for the artefact `names` given (any when None). A directory that
+    `atomic_path` had moved aside (`.<name>.<random>.tmp.old`) when the
+    process died goes back under its name if nothing took its place."""
     if not os.path.isdir(folder):
         return
+    for entry in sorted(os.listdir(folder)):
+        final = io.old_artefact_name(entry)
+        if final is None or (names is not None and final not in names):
+            continue
+        if not os.path.lexists(os.path.join(folder, final)):
+            os.replace(os.path.join(folder, entry), os.path.join(folder, final))
     for entry in os.listdir(folder):
         if not entry.startswith(".") or ".tmp" not in entry:
             continue

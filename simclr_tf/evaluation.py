@@ -94,6 +94,8 @@ def _check_features(name, features):
 
 def _check_labels(name, labels, num_rows=None):
     labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] == 1:  # (N, 1), as keras.datasets gives them
+        labels = labels[:, 0]
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise ValueError(
             f"`{name}` must be a 1-D integer array. "
@@ -458,13 +460,13 @@ def linear_probe(
     """
     xtr = np.asarray(train_features, np.float32).reshape(len(train_features), -1)
     xte = np.asarray(test_features, np.float32).reshape(len(test_features), -1)
-    ytr = np.asarray(train_labels).astype(np.int32)
-    yte = np.asarray(test_labels).astype(np.int32)
     if len(xtr) == 0 or len(xte) == 0:
         raise ValueError(
             "linear_probe needs non-empty train and test features. "
             f"Received: {len(xtr)} train, {len(xte)} test rows"
         )
+    ytr = _check_labels("train_labels", train_labels, len(xtr)).astype(np.int32)
+    yte = _check_labels("test_labels", test_labels, len(xte)).astype(np.int32)
     if solver not in ("lbfgs", "adam"):
         raise ValueError(f"`solver` must be 'lbfgs' or 'adam'. Received: solver={solver!r}")
     mean, std = xtr.mean(0), xtr.std(0) + 1e-6
@@ -524,11 +526,12 @@ def _lbfgs_probe(xtr, ytr, xte, yte, num_classes, l2, validation_fraction, max_i
         result["validation_top1"] = {f"{k:g}": v for k, v in scores.items()}
     else:
         try:
-            l2 = float(l2)
+            value = float(l2)
         except (TypeError, ValueError):
-            l2 = -1.0
-        if not (l2 >= 0 and math.isfinite(l2)):
+            value = -1.0
+        if isinstance(l2, bool) or not (value >= 0 and math.isfinite(value)):
             raise ValueError(f"`l2` must be 'auto' or a finite number >= 0. Received: l2={l2!r}")
+        l2 = value
     params = _fit_logistic(xtr, ytr, num_classes, l2, max_iterations)
     test_logits = _logits(xte, params)
     result.update({
@@ -735,9 +738,11 @@ def _scores(logits, labels):
 
 def _num_classes_of(num_classes, train_data, test_data):
     if num_classes is not None:
-        return _check_int("num_classes", num_classes, 2)
+        num_classes = _check_int("num_classes", num_classes, 2)
+        if _is_dataset(train_data) or _is_dataset(test_data):
+            return num_classes  # not worth a pass over a dataset just to check it
     return _check_num_classes(
-        None, _labels_of("train_data", train_data), _labels_of("test_data", test_data)
+        num_classes, _labels_of("train_data", train_data), _labels_of("test_data", test_data)
     )
 
 

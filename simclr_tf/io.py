@@ -13,6 +13,19 @@ import shutil
 import tempfile
 
 
+# The suffix of a directory moved aside while its replacement moves in.
+OLD_SUFFIX = ".old"
+
+
+def old_artefact_name(entry):
+    """The final name of a `.<name>.<random>.tmp.old` entry left by
+    `atomic_path`, or None for any other entry."""
+    if not (entry.startswith(".") and entry.endswith(".tmp" + OLD_SUFFIX)):
+        return None
+    parts = entry[1:].rsplit(".", 3)
+    return parts[0] if len(parts) == 4 and parts[0] else None
+
+
 @contextlib.contextmanager
 def atomic_path(path, directory=False):
     """Yields a temporary path next to `path`; moves it there on success.
@@ -39,9 +52,17 @@ def atomic_path(path, directory=False):
     try:
         yield tmp
         if directory and os.path.isdir(path):
-            old = tmp + ".old"
+            # Two renames (POSIX cannot swap directories in one): if the
+            # second fails the old artefact goes back; if the process dies
+            # between them, `callbacks.remove_temporaries` puts it back at
+            # the next start (OLD_SUFFIX).
+            old = tmp + OLD_SUFFIX
             os.replace(path, old)
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                os.replace(old, path)
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)

@@ -448,10 +448,43 @@ def test_lbfgs_probe_penalty_helps_on_noisy_features_and_auto_follows_validation
         ({"l2": "big"}, "`l2` must be 'auto' or a number >= 0. Received: l2='big'"),
         ({"validation_fraction": 0.0}, "`validation_fraction` must be a number in (0, 1]"),
         ({"max_iterations": 0}, "`max_iterations`"),
+        ({"l2": None}, "Received: l2=None"),
+        ({"l2": [0.1]}, "Received: l2=[0.1]"),
+        ({"l2": float("nan")}, "Received: l2=nan"),
     ],
 )
 def test_linear_probe_rejects_bad_arguments(kwargs, message):
     x, y = blobs(40, 3, 2, seed=0)
     with pytest.raises(ValueError) as error:
         evaluation.linear_probe(x, y, x, y, **kwargs)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "adam"])
+def test_linear_probe_takes_column_labels(solver):
+    # keras.datasets gives labels as (N, 1); they must mean what (N,) does.
+    xtr, ytr = blobs(200, 8, 7, seed=4)
+    xte, yte = blobs(100, 8, 7, seed=5)
+    kwargs = dict(solver=solver, epochs=100, learning_rate=0.05)  # the last two: Adam only
+    flat = evaluation.linear_probe(xtr, ytr, xte, yte, **kwargs)
+    column = evaluation.linear_probe(xtr, ytr[:, None], xte, yte[:, None], **kwargs)
+    assert flat["top1"] > 0.9, flat
+    for key in ("top1", "top5", "train_top1"):
+        assert column[key] == pytest.approx(flat[key], abs=0.02), (key, column, flat)
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        ("negative", "`train_labels` must be >= 0. Received: min(train_labels)=-1"),
+        ("short", "`train_labels` must have one label per feature row (40). Received: len(train_labels)=39"),
+        ("float", "`train_labels` must be a 1-D integer array. Received: train_labels with shape (40,) "
+                  "and dtype float64"),
+    ],
+)
+def test_linear_probe_rejects_bad_labels(labels, message):
+    x, y = blobs(40, 3, 3, seed=0)
+    bad = {"negative": np.where(np.arange(40) == 0, -1, y), "short": y[:-1], "float": y.astype(float)}[labels]
+    with pytest.raises(ValueError) as error:
+        evaluation.linear_probe(x, bad, x, y)
     assert message in str(error.value)

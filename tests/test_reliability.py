@@ -185,6 +185,44 @@ def test_interrupted_writers_leave_old_artefact_or_nothing(tmp_path, monkeypatch
     assert sorted(os.listdir(tmp_path)) == ["encoder.keras", "metrics.json"]
 
 
+def _write_dir(path, name, text):
+    from simclr_tf.io import atomic_path
+    with atomic_path(path, directory=True) as tmp:
+        os.makedirs(tmp)
+        with open(os.path.join(tmp, name), "w") as f:
+            f.write(text)
+
+
+def test_directory_replacement_never_loses_the_old_artefact(tmp_path, monkeypatch):
+    target = tmp_path / "saved_model"
+    _write_dir(target, "v1", "old")
+    real_replace, calls = os.replace, []
+
+    def fail_second(src, dst):  # dies after the old copy moved aside
+        calls.append(dst)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", fail_second)
+    with pytest.raises(KeyboardInterrupt):
+        _write_dir(target, "v2", "new")
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert os.listdir(target) == ["v1"] and os.listdir(tmp_path) == ["saved_model"]
+
+    # A process killed between the two renames leaves only the moved-aside
+    # copy; the next start's clean-up puts it back under its name.
+    os.replace(target, tmp_path / ".saved_model.abcd1234.tmp.old")
+    (tmp_path / ".saved_model.efgh5678.tmp").mkdir()  # the unfinished new one
+    callbacks_lib.remove_temporaries(tmp_path, ["saved_model"])
+    assert sorted(os.listdir(tmp_path)) == ["saved_model"] and os.listdir(target) == ["v1"]
+    # Killed after the second rename: the new one stays, the old copy goes.
+    (tmp_path / ".saved_model.ijkl9012.tmp.old").mkdir()
+    (tmp_path / ".saved_model.ijkl9012.tmp.old" / "v0").write_text("older")
+    callbacks_lib.remove_temporaries(tmp_path, ["saved_model"])
+    assert sorted(os.listdir(tmp_path)) == ["saved_model"] and os.listdir(target) == ["v1"]
+
+
 # -- security ----------------------------------------------------------------------
 
 
