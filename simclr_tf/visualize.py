@@ -13,6 +13,8 @@ PIL (Pillow) is imported only when a picture is written; install it with
 
 import numpy as np
 
+from simclr_tf.io import atomic_path
+
 
 def _pil():
     try:
@@ -25,9 +27,19 @@ def _pil():
     return Image
 
 
+def _image_ops():
+    from PIL import ImageOps
+
+    return ImageOps
+
+
 def _to_uint8(image):
+    """Integer images are read as [0, 255] (as the augmentation layers read
+    them), floating ones as [0, 1]."""
     image = np.asarray(image)
-    if image.dtype != np.uint8:
+    if np.issubdtype(image.dtype, np.integer):
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    else:
         image = np.clip(np.round(image.astype("float32") * 255.0), 0, 255).astype(np.uint8)
     if image.shape[-1] == 1:
         image = np.repeat(image, 3, axis=-1)
@@ -76,7 +88,7 @@ def augmentation_grid(images, augmenter, path, num_views=5, padding=4, backgroun
         views = _to_uint8(augmenter(np.repeat(image[None], num_views, axis=0)))
         size = views.shape[1:3]
         original = image_module.fromarray(_to_uint8(image))
-        original.thumbnail((size[1], size[0]), image_module.Resampling.BICUBIC)
+        original = _image_ops().contain(original, (size[1], size[0]), image_module.Resampling.BICUBIC)
         cell = np.full(size + (3,), background, np.uint8)
         thumb = np.asarray(original)
         top, left = (size[0] - thumb.shape[0]) // 2, (size[1] - thumb.shape[1]) // 2
@@ -91,5 +103,6 @@ def augmentation_grid(images, augmenter, path, num_views=5, padding=4, backgroun
         for c, cell in enumerate(row):
             y, x = padding + r * (height + padding), padding + c * (width + padding)
             grid[y:y + height, x:x + width] = cell
-    image_module.fromarray(grid).save(path)
+    with atomic_path(path) as tmp:
+        image_module.fromarray(grid).save(tmp, format="PNG")
     return grid

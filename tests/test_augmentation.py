@@ -462,12 +462,14 @@ def test_eager_graph_xla_agree():
     images = _uint8((4, 24, 20, 3))
     outputs = []
     for mode in ("eager", "graph", "xla"):
-        layer = aug.SimCLRAugmentation(16, seed=7, blur=True)
+        # 40 px: the blur's kernel is 5 taps (at 16 px it would be 1, a no-op).
+        layer = aug.SimCLRAugmentation(40, seed=7, blur=True)
+        assert layer.kernel_size == 5 and layer.use_blur
         call = layer if mode == "eager" else tf.function(layer, jit_compile=mode == "xla")
         outputs.append([np.asarray(call(images)) for _ in range(2)])
     for other in outputs[1:]:
         for a, b in zip(outputs[0], other):
-            np.testing.assert_allclose(a, b, atol=1e-5)
+            np.testing.assert_allclose(a, b, atol=3e-5)
     images = images[:, :20]
     for make in (lambda: aug.RandomRotate90(seed=0), lambda: aug.GaussianNoise(seed=0), lambda: aug.Cutout(seed=0)):
         xla = tf.function(make(), jit_compile=True)
@@ -485,6 +487,14 @@ def test_unknown_shapes_and_tf_data():
     inputs = keras.Input((24, 24, 3), dtype="uint8")
     model = keras.Model(inputs, layer(inputs))
     assert model.output_shape == (None, 16, 16, 3)
+    # A blur with a fixed kernel on images whose size is known only at run time.
+    blur = aug.RandomGaussianBlur(kernel_size=5, rate=1.0, seed=0)
+    images = _uint8((2, 13, 21, 3))
+    fn = tf.function(blur, input_signature=[tf.TensorSpec((None, None, None, 3), tf.uint8)])
+    np.testing.assert_allclose(fn(images), aug.RandomGaussianBlur(kernel_size=5, rate=1.0, seed=0)(images),
+                               atol=1e-5)
+    ds = tf.data.Dataset.from_tensor_slices(images).map(blur)
+    assert [tuple(b.shape) for b in ds] == [(13, 21, 3)] * 2
 
 
 def test_random_apply_wraps_keras_layers():
@@ -534,6 +544,13 @@ def test_bad_inputs_raise_value_error(images, match):
         (lambda: aug.RandomApply("flip", rate=0.5), "layer="),
         (lambda: aug.Cutout(size=0.0), "size=0.0"),
         (lambda: aug.GaussianNoise((0.2, 0.1)), "stddev_range"),
+        # The pipeline's own argument names, not its sub-layers'.
+        (lambda: aug.SimCLRAugmentation(8, crop_area_range=(0, 0)), r"`crop_area_range` must allow"),
+        (lambda: aug.SimCLRAugmentation(8, crop_aspect_ratio_range=(0, 1)), r"`crop_aspect_ratio_range` must be"),
+        (lambda: aug.SimCLRAugmentation(8, eval_crop_fraction="a"), "eval_crop_fraction=a"),
+        (lambda: aug.RandomResizedCrop(8, eval_crop_fraction=None), "eval_crop_fraction=None"),
+        (lambda: aug.SimCLRAugmentation(8, seed=1.5), "seed=1.5"),
+        (lambda: aug.SimCLRAugmentation(np.float32(8)), "image_size=np.float32"),
     ],
 )
 def test_bad_arguments_raise_value_error(make, match):
@@ -541,13 +558,44 @@ def test_bad_arguments_raise_value_error(make, match):
         make()
 
 
+def test_numpy_scalars_are_accepted_as_arguments():
+    layer = aug.SimCLRAugmentation(np.int64(8), seed=np.int64(3), jitter_rate=np.float32(0.5),
+                                   color_strength=np.float64(0.5), crop_area_range=(np.float32(0.2), 1.0))
+    reference = aug.SimCLRAugmentation(8, seed=3, jitter_rate=0.5, color_strength=0.5, crop_area_range=(0.2, 1.0))
+    assert type(layer.image_size) is int and type(layer.seed) is int
+    images = _uint8((2, 12, 12, 3))
+    np.testing.assert_array_equal(layer(images), reference(images))
+    assert aug.RandomResizedCrop((np.int32(6), 8)).image_size == (6, 8)
+
+
+def test_unknown_rank_and_tiny_sobel_inputs_name_images():
+    fn = tf.function(lambda x: aug.RandomFlip(seed=0)(x), input_signature=[tf.TensorSpec(None, tf.uint8)])
+    with pytest.raises(ValueError, match="`images` must have a known rank"):
+        fn.get_concrete_function()
+    with pytest.raises(ValueError, match=r"at least 2 pixels .* Received: images.shape=\(1, 1, 5, 3\)"):
+        aug.SobelFilter()(np.zeros((1, 1, 5, 3), "uint8"))
+
+
+def test_float_input_within_slack_comes_out_in_range():
+    images = np.full((2, 6, 6, 3), 1.0005, "float32")  # allowed: resampling may overshoot slightly
+    for layer in (aug.RandomFlip(seed=0), aug.ColorDistortion(seed=0), aug.SimCLRAugmentation(4, seed=0)):
+        for training in (True, False):
+            out = np.asarray(layer(images, training=training))
+            assert out.max() <= 1.0 and out.min() >= 0.0, (type(layer).__name__, training, out.max())
+
+
 def test_under_mirrored_strategy():
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     with strategy.scope():
         layer = aug.SimCLRAugmentation(8, seed=0)
     images = tf.constant(_uint8((4, 12, 12, 3)))
-    result = strategy.run(tf.function(lambda x: layer(x)), args=(images,))
-    assert all(t.shape == (4, 8, 8, 3) for t in strategy.experimental_local_results(result))
+    step = tf.function(lambda x: layer(x))
+    for _ in range(2):
+        views = strategy.experimental_local_results(strategy.run(step, args=(images,)))
+        assert all(t.shape == (4, 8, 8, 3) for t in views)
+        # Each replica draws its own parameters for the same input images.
+        assert float(tf.reduce_max(tf.abs(views[0] - views[1]))) > 0.1
+        assert all(float(tf.reduce_max(tf.abs(views[0][i] - views[1][i]))) > 0 for i in range(4))
 
 
 @pytest.mark.kerascv

@@ -23,6 +23,18 @@ def test_augmentation_grid_writes_png(tmp_path):
     assert np.abs(first.astype(int) - second).max() > 0
 
 
+def test_augmentation_grid_original_cell_keeps_the_image(tmp_path):
+    # Integer originals of any dtype are read as [0, 255], and a small original
+    # is enlarged to the views' size.
+    image = np.random.default_rng(2).integers(0, 256, (10, 10, 3))  # int64
+    grid = augmentation_grid([image], SimCLRAugmentation(40, seed=0), str(tmp_path / "g.png"), num_views=1,
+                             padding=0)
+    cell = grid[:40, :40].astype(float)
+    assert abs(cell.mean() - image.mean()) < 5, (cell.mean(), image.mean())  # not washed out to white
+    block = cell[:4, :4].mean((0, 1))  # the top-left source pixel, enlarged 4x
+    np.testing.assert_allclose(block, image[0, 0], atol=40)
+
+
 def test_augmentation_grid_with_skimage_photos(tmp_path):
     data = pytest.importorskip("skimage.data")
     images = [data.astronaut()[::8, ::8], data.chelsea()[::8, ::8]]

@@ -9,6 +9,8 @@ so they surface as a ``ValueError`` naming the argument rather than as an error
 deep inside TensorFlow.
 """
 
+import numbers
+
 import keras
 import numpy as np
 from keras import ops
@@ -29,6 +31,11 @@ def check_images(images, name="images"):
         raise ValueError(
             f"`{name}` must be an integer image in [0, 255] or a floating image in [0, 1]. "
             f"Received: {name}.dtype={dtype}"
+        )
+    if getattr(images.shape, "rank", 0) is None:  # a graph tensor of unknown rank
+        raise ValueError(
+            f"`{name}` must have a known rank: 4 (batch, height, width, channels) or 3 (one image). "
+            f"Received: {name} of unknown rank"
         )
     shape = tuple(images.shape)
     if len(shape) not in (3, 4):
@@ -85,8 +92,9 @@ def to_float(images):
     dtype = keras.backend.standardize_dtype(images.dtype)
     images = ops.cast(images, "float32")
     if not (dtype.startswith("float") or dtype == "bfloat16"):
-        images = images / 255.0
-    return images
+        return images / 255.0
+    # Floats may come in up to _FLOAT_SLACK outside [0, 1]; the output must not.
+    return ops.clip(images, 0.0, 1.0)
 
 
 def to_rgb(images):
@@ -118,9 +126,19 @@ def select_images(mask, if_true, if_false):
     return if_true * m + if_false * (1.0 - m)
 
 
+def is_integer(value):
+    """A Python or NumPy integer, not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def is_number(value):
+    """A Python or NumPy real number, not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
 def validate_rate(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"`{name}` must be a probability in [0, 1]. Received: {name}={value}")
+    if not is_number(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"`{name}` must be a probability in [0, 1]. Received: {name}={value!r}")
     return float(value)
 
 
@@ -140,13 +158,13 @@ def validate_range(name, value, low=None, high=None, allow_equal=True):
 def validate_positive_int(name, value, allow_none=False):
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value}")
-    return value
+    if not is_integer(value) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+    return int(value)
 
 
 def validate_non_negative(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+    if not is_number(value) or value < 0:
         raise ValueError(f"`{name}` must be a non-negative number. Received: {name}={value}")
     return float(value)
 
@@ -161,11 +179,11 @@ class BaseAugmentation(keras.layers.Layer):
 
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ValueError(f"`seed` must be an integer or None. Received: seed={seed}")
-        self.seed = seed
+        if seed is not None and not is_integer(seed):
+            raise ValueError(f"`seed` must be an integer or None. Received: seed={seed!r}")
+        self.seed = None if seed is None else int(seed)
         # Created here, not in build, so no variable appears after compile.
-        self.seed_generator = keras.random.SeedGenerator(seed, name=f"{self.name}_seed")
+        self.seed_generator = keras.random.SeedGenerator(self.seed, name=f"{self.name}_seed")
         self.built = True
 
     def prepare(self, images):

@@ -13,6 +13,7 @@ backend and XLA evaluate identically.
 
 import math
 
+import keras
 from keras import ops
 
 _GOLDEN = 0x9E3779B9
@@ -26,6 +27,22 @@ def _hash(x):
     return ops.bitwise_xor(x, ops.right_shift(x, 16))
 
 
+def _replica_id():
+    """This replica's index in its `tf.distribute` sync group, or None.
+
+    None outside a multi-replica step (and on other backends), so a single
+    device draws exactly what it always drew.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    return context.replica_id_in_sync_group
+
+
 def _bits(seed_generator, shape):
     seed = ops.cast(seed_generator.next(), "uint32")
     count = 1
@@ -34,6 +51,12 @@ def _bits(seed_generator, shape):
     index = ops.reshape(ops.cast(ops.arange(count), "uint32"), shape)
     key0 = _hash(seed[0] + ops.cast(_GOLDEN, "uint32"))
     key1 = _hash(seed[1] ^ ops.cast(0x85EBCA6B, "uint32"))
+    replica = _replica_id()
+    if replica is not None:
+        # Every replica reads the same generator state; without this, image
+        # i of every replica's batch would get the same crop, flip, jitter
+        # and blur.
+        key1 = _hash(key1 + ops.cast(replica, "uint32") * ops.cast(0x632BE5AB, "uint32") + ops.cast(1, "uint32"))
     return _hash(_hash(index + key0) ^ key1)
 
 

@@ -47,7 +47,7 @@ class Cutout(_base.BaseAugmentation):
 
     def __init__(self, size=0.5, fill_value=0.0, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
-        if isinstance(size, bool) or not isinstance(size, (int, float)) or not 0.0 < size <= 1.0:
+        if not _base.is_number(size) or not 0.0 < size <= 1.0:
             raise ValueError(f"`size` must be a fraction in (0, 1]. Received: size={size}")
         self.size = float(size)
         self.fill_value = _base.validate_rate("fill_value", fill_value)
@@ -100,6 +100,11 @@ class SobelFilter(_base.BaseAugmentation):
         images = self.prepare(images)
         if not training:
             return images
+        if any(side is not None and side < 2 for side in images.shape[1:3]):
+            raise ValueError(
+                "SobelFilter needs `images` at least 2 pixels high and wide (it reflects the borders). "
+                f"Received: images.shape={tuple(images.shape)}"
+            )
         gray = rgb_to_grayscale(images)[..., :1]
         padded = ops.pad(gray, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="reflect")
         shape = ops.shape(images)

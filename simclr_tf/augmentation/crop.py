@@ -130,7 +130,10 @@ def resample(images, rows, cols):
     shape = ops.shape(images)
     b, h, w = shape[0], shape[1], shape[2]
     c = images.shape[-1]
-    out_h, out_w = rows.shape[1], cols.shape[1]
+    # Static when known (the crop's output size); the blur's matrices are as
+    # large as an input whose size may be known only at run time.
+    out_h = rows.shape[1] if rows.shape[1] is not None else ops.shape(rows)[1]
+    out_w = cols.shape[1] if cols.shape[1] is not None else ops.shape(cols)[1]
     x = ops.matmul(rows, ops.reshape(images, (b, h, w * c)))  # (B, out_h, W*C)
     x = ops.transpose(ops.reshape(x, (b, out_h, w, c)), (0, 2, 1, 3))
     x = ops.matmul(cols, ops.reshape(x, (b, w, out_h * c)))  # (B, out_w, out_h*C)
@@ -285,16 +288,16 @@ def crop_resize(images, boxes, size, interpolation="bicubic", antialias=True, fl
 
 
 def validate_size(name, value):
-    if isinstance(value, int) and not isinstance(value, bool):
+    if _base.is_integer(value):
         value = (value, value)
     try:
         h, w = value
     except (TypeError, ValueError):
-        raise ValueError(f"`{name}` must be a positive int or a pair (height, width). Received: {name}={value}") from None
+        raise ValueError(f"`{name}` must be a positive int or a pair (height, width). Received: {name}={value!r}") from None
     for v in (h, w):
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ValueError(f"`{name}` must be a positive int or a pair of them. Received: {name}={value}")
-    return (h, w)
+        if not _base.is_integer(v) or v <= 0:
+            raise ValueError(f"`{name}` must be a positive int or a pair of them. Received: {name}={value!r}")
+    return (int(h), int(w))
 
 
 @keras.saving.register_keras_serializable(package="simclr_tf")
@@ -348,7 +351,7 @@ class RandomResizedCrop(_base.BaseAugmentation):
         self.antialias = bool(antialias)
         self.flip_rate = _base.validate_rate("flip_rate", flip_rate)
         self.max_attempts = _base.validate_positive_int("max_attempts", max_attempts)
-        if not 0.0 < eval_crop_fraction <= 1.0:
+        if not _base.is_number(eval_crop_fraction) or not 0.0 < eval_crop_fraction <= 1.0:
             raise ValueError(f"`eval_crop_fraction` must be in (0, 1]. Received: eval_crop_fraction={eval_crop_fraction}")
         self.eval_crop_fraction = float(eval_crop_fraction)
 

@@ -37,7 +37,15 @@ class SimCLRAugmentation(_base.BaseAugmentation):
         image_size: output side in pixels.
         color_strength: colour distortion strength ``s`` (1.0 ImageNet, 0.5 CIFAR-10).
         blur: Gaussian blur on or off; None means on unless ``image_size <= 32``.
-        seed: int or None. The same seed gives the same sequence of views.
+        seed: int or None. The same seed gives the same sequence of views
+            when calls run one at a time (eagerly, in a model's step, or in a
+            sequential `tf.data` map). Under `tf.distribute`, each replica
+            draws its own views from the shared state. In a `tf.data` map
+            with `num_parallel_calls` > 1, concurrent calls may read the
+            generator state before either advances it (the read and the
+            advance are two ops), so two batches can get the same random
+            parameters and the order is not reproducible: map sequentially,
+            or run the augmenter in the training step as `SimCLR` does.
         crop_area_range: crop area as a fraction of the image area.
         crop_aspect_ratio_range: crop aspect ratio (width / height), log-uniform.
         flip: horizontal flip with probability 0.5.
@@ -76,9 +84,18 @@ class SimCLRAugmentation(_base.BaseAugmentation):
         if blur is not None and not isinstance(blur, bool):
             raise ValueError(f"`blur` must be True, False or None. Received: blur={blur}")
         self.blur = blur
-        self.use_blur = (image_size > 32) if blur is None else blur
+        self.use_blur = (self.image_size > 32) if blur is None else blur
         self.crop_area_range = _base.validate_range("crop_area_range", crop_area_range, 0.0, 1.0)
+        if self.crop_area_range[1] <= 0:
+            raise ValueError(
+                f"`crop_area_range` must allow a positive area. Received: crop_area_range={crop_area_range}"
+            )
         self.crop_aspect_ratio_range = _base.validate_range("crop_aspect_ratio_range", crop_aspect_ratio_range)
+        if self.crop_aspect_ratio_range[0] <= 0:
+            raise ValueError(
+                "`crop_aspect_ratio_range` must be positive. "
+                f"Received: crop_aspect_ratio_range={crop_aspect_ratio_range}"
+            )
         if not isinstance(flip, bool):
             raise ValueError(f"`flip` must be a bool. Received: flip={flip}")
         self.flip = flip
@@ -97,16 +114,18 @@ class SimCLRAugmentation(_base.BaseAugmentation):
             raise ValueError(f"`interpolation` must be one of {INTERPOLATIONS}. Received: interpolation={interpolation}")
         self.interpolation = interpolation
         self.antialias = bool(antialias)
-        if eval_crop_fraction is not None and not 0.0 < eval_crop_fraction <= 1.0:
+        if eval_crop_fraction is not None and (
+                not _base.is_number(eval_crop_fraction) or not 0.0 < eval_crop_fraction <= 1.0):
             raise ValueError(
                 f"`eval_crop_fraction` must be in (0, 1] or None. Received: eval_crop_fraction={eval_crop_fraction}"
             )
         self.eval_crop_fraction = eval_crop_fraction
-        fraction = eval_crop_fraction if eval_crop_fraction is not None else (1.0 if image_size <= 32 else 0.875)
+        fraction = eval_crop_fraction if eval_crop_fraction is not None else (
+            1.0 if self.image_size <= 32 else 0.875)
         # Sub-layers hold the arguments; they share this layer's seed generator
         # so the layer has exactly one random state.
         self._crop = RandomResizedCrop(
-            image_size, self.crop_area_range, self.crop_aspect_ratio_range, interpolation, antialias,
+            self.image_size, self.crop_area_range, self.crop_aspect_ratio_range, interpolation, antialias,
             flip_rate=0.5 if flip else 0.0, eval_crop_fraction=fraction, name=f"{self.name}_crop",
         )
         self._color = ColorDistortion(
@@ -115,7 +134,7 @@ class SimCLRAugmentation(_base.BaseAugmentation):
         )
         self._crop.seed_generator = self.seed_generator
         self._color.seed_generator = self.seed_generator
-        self.kernel_size = default_kernel_size(image_size)
+        self.kernel_size = default_kernel_size(self.image_size)
 
     def call(self, images, training=True):
         images = _base.check_images(images)
