@@ -13,15 +13,22 @@ them, so its loss is exactly twice ours (same gradients up to that factor).
 Under a `tf.distribute` replica context with more than one replica, the
 negatives are the *global* batch: each replica all-gathers every replica's z
 (the gather passes gradients back to the replica that produced them) and its
-positives sit at offset ``replica_id * local_batch`` in the gathered batch.
-The returned value is then the mean over the replica's own anchors, so the
-mean of it across replicas is the global-batch loss.
+positives sit after the preceding replicas' images in the gathered batch.
+The returned value is the sum over the replica's own anchors divided by the
+global number of anchors and multiplied by the number of replicas, so its
+mean across replicas (what Keras's distributed step takes) is the
+global-batch loss, also when replicas hold different numbers of images (an
+uneven last batch); with equal shares it is the mean over the replica's own
+anchors. The metrics are weighted the same way.
 
 The similarity logits, the softmax and the loss are computed in float32 even
 when z arrives in float16 or bfloat16 (mixed precision).
 """
 
+import numbers
+
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -29,13 +36,14 @@ LARGE_NUM = 1e9
 
 
 def _check_temperature(temperature):
-    if isinstance(temperature, bool) or (
-        not isinstance(temperature, (int, float)) and not hasattr(temperature, "dtype")
+    """Python and NumPy numbers must be > 0; a tensor (a traced value) passes."""
+    if isinstance(temperature, (bool, np.bool_)) or (
+        not isinstance(temperature, numbers.Real) and not hasattr(temperature, "dtype")
     ):
         raise ValueError(
             f"`temperature` must be a number > 0. Received: temperature={temperature!r}"
         )
-    if isinstance(temperature, (int, float)) and not temperature > 0:
+    if isinstance(temperature, numbers.Real) and not temperature > 0:
         raise ValueError(
             f"`temperature` must be > 0. Received: temperature={temperature}"
         )
@@ -150,15 +158,24 @@ def nt_xent(z1, z2, temperature=0.1, return_metrics=False):
     per_anchor = keras.losses.sparse_categorical_crossentropy(
         labels, logits, from_logits=True
     )
-    loss = ops.mean(per_anchor)
+    # The replica's share of the global mean (module docstring); on one
+    # device this is the plain mean.
+    ctx = tf.distribute.get_replica_context()
+    replicas = ctx.num_replicas_in_sync if ctx is not None else 1
+    share = ops.cast(replicas, "float32") / ops.cast(ops.shape(logits)[1], "float32")
+
+    def mean(values):
+        return ops.mean(values) if replicas == 1 else ops.sum(values) * share
+
+    loss = mean(per_anchor)
     if not return_metrics:
         return loss
     hits = ops.equal(ops.argmax(logits, axis=-1), ops.cast(labels, "int64"))
     probs = ops.softmax(logits, axis=-1)
     entropy = -ops.sum(probs * ops.log(ops.maximum(probs, 1e-12)), axis=-1)
     metrics = {
-        "contrastive_acc": ops.mean(ops.cast(hits, "float32")),
-        "contrastive_entropy": ops.mean(entropy),
+        "contrastive_acc": mean(ops.cast(hits, "float32")),
+        "contrastive_entropy": mean(entropy),
     }
     return loss, metrics
 
@@ -194,6 +211,11 @@ class NTXentLoss(keras.losses.Loss):
             raise ValueError(
                 "`y_pred` must be (2N, dim): the two views' projections "
                 f"concatenated on the batch axis. Received: shape={tuple(y_pred.shape)}"
+            )
+        if y_pred.shape[0] is not None and y_pred.shape[0] % 2:
+            raise ValueError(
+                "`y_pred` must be (2N, dim): the two views' projections concatenated on the "
+                f"batch axis, an even number of rows. Received: shape={tuple(y_pred.shape)}"
             )
         z1, z2 = ops.split(y_pred, 2, axis=0)
         return nt_xent(z1, z2, self.temperature)

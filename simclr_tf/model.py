@@ -19,7 +19,10 @@ alongside pretraining whenever batches carry labels, and reports `probe_loss`
 and `probe_acc`; no probe gradient reaches the encoder.
 """
 
+import numbers
+
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 from keras.src.losses.loss import scale_loss_for_distribution
@@ -116,10 +119,12 @@ class SimCLR(keras.Model):
                 "`augmenter` must be a callable layer such as "
                 f"simclr_tf.SimCLRAugmentation. Received: augmenter={augmenter!r}"
             )
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+        if (isinstance(temperature, (bool, np.bool_)) or not isinstance(temperature, numbers.Real)
+                or not temperature > 0):
             raise ValueError(
                 f"`temperature` must be a number > 0. Received: temperature={temperature!r}"
             )
+        temperature = float(temperature)
         if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 2):
             raise ValueError(
                 "`num_classes` must be an integer >= 2 or None. "
@@ -304,6 +309,8 @@ class SimCLR(keras.Model):
     def test_step(self, data):
         images, labels = _unpack(data)
         loss, stats, _ = self._contrastive_step(images, training=False)
+        if self.losses:  # as in train_step, so `val_loss` compares with `loss`
+            loss = loss + ops.cast(ops.sum(self.losses), "float32")
         probe = None
         if self.probe is not None and labels is not None:
             h = self.encoder(self.augmenter(images, training=False), training=False)

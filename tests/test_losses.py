@@ -57,9 +57,19 @@ def test_is_half_of_the_authors_sum_of_two_directions():
     rng = np.random.default_rng(0)
     z1, z2 = rng.normal(size=(2, 6, 4)).astype("float32")
     ours = float(nt_xent(z1, z2, 0.2))
-    ref, _, _ = numpy_nt_xent(z1, z2, 0.2)
-    # The authors' TF2 code returns loss_a + loss_b, each a mean over N.
-    assert 2 * ours == pytest.approx(2 * ref, rel=1e-5)
+    # The authors' TF2 code (objective.py, add_contrastive_loss): loss_a + loss_b,
+    # each the mean over N anchors of one direction, written out here.
+    a = z1 / np.linalg.norm(z1, axis=1, keepdims=True)
+    b = z2 / np.linalg.norm(z2, axis=1, keepdims=True)
+    masks = np.eye(len(a)) * 1e9
+
+    def direction(x, y):
+        logits = np.concatenate([x @ y.T, x @ x.T - masks], axis=1) / 0.2
+        log_softmax = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+        return -np.mean(np.diag(log_softmax[:, :len(x)]))
+
+    authors = direction(a, b) + direction(b, a)
+    assert 2 * ours == pytest.approx(authors, rel=1e-5)
 
 
 def test_mixed_precision_inputs_give_float32_loss():
@@ -70,7 +80,7 @@ def test_mixed_precision_inputs_give_float32_loss():
     assert float(loss16) == pytest.approx(float(nt_xent(z1, z2, 0.1)), rel=2e-2)
 
 
-@pytest.mark.parametrize("bad", [0, -0.5])
+@pytest.mark.parametrize("bad", [0, -0.5, np.float32(-0.5), np.float64(0.0), True, "0.5"])
 def test_rejects_non_positive_temperature(bad):
     z = np.ones((2, 3), "float32")
     with pytest.raises(ValueError, match="temperature"):
@@ -86,6 +96,13 @@ def test_rejects_wrong_rank_and_mismatched_dims():
         nt_xent(np.ones((2, 3), "float32"), np.ones((2, 4), "float32"))
 
 
+def test_numpy_temperature_and_odd_y_pred():
+    z = np.random.default_rng(5).normal(size=(4, 3)).astype("float32")
+    assert float(nt_xent(z, z, np.float32(0.5))) == pytest.approx(float(nt_xent(z, z, 0.5)))
+    with pytest.raises(ValueError, match=r"even number of rows. Received: shape=\(5, 3\)"):
+        NTXentLoss()(None, np.ones((5, 3), "float32"))
+
+
 def test_loss_class_wraps_function_and_serialises():
     rng = np.random.default_rng(2)
     z1, z2 = rng.normal(size=(2, 4, 5)).astype("float32")
@@ -96,37 +113,42 @@ def test_loss_class_wraps_function_and_serialises():
     assert isinstance(restored, NTXentLoss) and restored.temperature == 0.3
 
 
-def test_mirrored_loss_and_gradients_equal_single_device(mirrored_strategy):
+@pytest.mark.parametrize("total, first", [(8, 4), (9, 5)])  # even shares; an uneven last batch
+def test_mirrored_loss_and_gradients_equal_single_device(mirrored_strategy, total, first):
     """Negatives come from the global batch under a 2-replica strategy."""
     rng = np.random.default_rng(3)
-    z1 = rng.normal(size=(8, 5)).astype("float32")
-    z2 = rng.normal(size=(8, 5)).astype("float32")
+    z1 = rng.normal(size=(total, 5)).astype("float32")
+    z2 = rng.normal(size=(total, 5)).astype("float32")
     t = 0.5
 
     def loss_and_grads(a, b):
         a, b = tf.convert_to_tensor(a), tf.convert_to_tensor(b)
         with tf.GradientTape() as tape:
             tape.watch([a, b])
-            loss = nt_xent(a, b, t)
-        return loss, tape.gradient(loss, [a, b])
+            loss, metrics = nt_xent(a, b, t, return_metrics=True)
+        return loss, tape.gradient(loss, [a, b]), metrics
 
-    single_loss, (g1, g2) = loss_and_grads(z1, z2)
+    single_loss, (g1, g2), single_metrics = loss_and_grads(z1, z2)
 
     strategy = mirrored_strategy
 
     def split(x):
         return strategy.experimental_distribute_values_from_function(
-            lambda ctx: x[ctx.replica_id_in_sync_group * 4:(ctx.replica_id_in_sync_group + 1) * 4]
+            lambda ctx: x[:first] if ctx.replica_id_in_sync_group == 0 else x[first:]
         )
 
     @tf.function
     def step(a, b):
         return strategy.run(loss_and_grads, args=(a, b))
 
-    per_loss, (per_g1, per_g2) = step(split(z1), split(z2))
+    per_loss, (per_g1, per_g2), per_metrics = step(split(z1), split(z2))
     local_losses = strategy.experimental_local_results(per_loss)
-    # Mean of replica losses is the global-batch loss.
+    # Mean of replica losses (what Keras's distributed step takes) is the
+    # global-batch loss, and so for the metrics.
     np.testing.assert_allclose(np.mean(local_losses), float(single_loss), rtol=1e-5)
+    for name, value in single_metrics.items():
+        np.testing.assert_allclose(np.mean(strategy.experimental_local_results(per_metrics[name])),
+                                   float(value), rtol=1e-5, err_msg=name)
     # Gradients flow back through the all-gather: the sum over replicas of
     # each replica's gradient of its own loss, divided by the replica count,
     # equals the single-device gradient of the mean loss.

@@ -72,9 +72,26 @@ def test_loss_falls_on_a_real_subset(fmnist):
 def test_two_views_are_independent_draws(fmnist):
     model = make_model()
     x = fmnist[0][:8]
-    v1 = model.augmenter(x, training=True)
-    v2 = model.augmenter(x, training=True)
-    assert float(tf.reduce_mean(tf.abs(v1 - v2))) > 0.01
+    for make_views in (model.make_views, tf.function(model.make_views)):  # the hook train_step uses
+        v1, v2 = make_views(x)
+        assert float(tf.reduce_mean(tf.abs(v1 - v2))) > 0.01
+
+
+def test_validation_loss_includes_regularisation_like_training_loss(fmnist):
+    images, _ = fmnist
+    encoder = keras.Sequential([
+        keras.Input((SIZE, SIZE, 3)),
+        keras.layers.Conv2D(8, 3, kernel_regularizer=keras.regularizers.L2(10.0)),
+        keras.layers.GlobalAveragePooling2D(),
+    ])
+    model = simclr_tf.SimCLR(encoder, simclr_tf.ProjectionHead(output_dim=8),
+                             simclr_tf.SimCLRAugmentation(SIZE, seed=0), temperature=0.5)
+    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    train_loss = model.fit(images, batch_size=16, epochs=1, verbose=0).history["loss"][0]
+    penalty = float(sum(model.losses))
+    val_loss = model.evaluate(images, batch_size=16, verbose=0, return_dict=True)["loss"]
+    assert penalty > 5.0  # far above any NT-Xent difference between the two
+    assert val_loss > penalty and abs(val_loss - train_loss) < 2.0, (val_loss, train_loss, penalty)
 
 
 def test_evaluate_and_predict(fmnist):
@@ -120,18 +137,30 @@ def test_config_round_trip():
 
 def test_probe_gradients_never_reach_the_encoder(fmnist):
     images, labels = fmnist
-    model = make_model(num_classes=10)
-    # A zero learning rate freezes the contrastive update, so any change to
-    # encoder weights could only come from the probe.
-    model.compile(optimizer=keras.optimizers.SGD(0.0))
-    before_enc = [w.numpy().copy() for w in model.encoder.trainable_weights]
-    before_probe = [w.numpy().copy() for w in model.probe.trainable_weights]
-    model.fit(images, labels, batch_size=16, epochs=1, verbose=0)
-    for b, w in zip(before_enc, model.encoder.trainable_weights):
-        np.testing.assert_array_equal(b, w.numpy())
-    assert any(
-        not np.allclose(b, w.numpy()) for b, w in zip(before_probe, model.probe.trainable_weights)
-    )
+    # Training with labels (the online probe learns) must move the encoder
+    # exactly as training without them: same seed, a real learning rate.
+    trained = {}
+    for with_labels in (False, True):
+        keras.utils.set_random_seed(3)
+        model = make_model(num_classes=10)
+        model.compile(optimizer=keras.optimizers.SGD(0.1))
+        before_probe = [w.numpy().copy() for w in model.probe.trainable_weights]
+        initial = [w.numpy().copy() for w in model.encoder.trainable_weights]
+        model.fit(images, *([labels] if with_labels else []), batch_size=16, epochs=1, verbose=0,
+                  shuffle=False)
+        trained[with_labels] = [w.numpy() for w in model.encoder.trainable_weights]
+        probe_moved = any(not np.allclose(b, w.numpy())
+                          for b, w in zip(before_probe, model.probe.trainable_weights))
+        assert probe_moved == with_labels
+    assert max(np.abs(a - b).max() for a, b in zip(trained[False], initial)) > 1e-3  # it did learn
+    for a, b in zip(trained[False], trained[True]):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    # And the probe's loss has no gradient path into the encoder at all.
+    with tf.GradientTape() as tape:
+        h = model.encoder(model.augmenter(images[:8], training=False), training=False)
+        probe_loss, _ = model._probe_loss(h, labels[:8])
+    grads = tape.gradient(probe_loss, model.encoder.trainable_variables)
+    assert all(g is None or float(tf.reduce_max(tf.abs(g))) == 0.0 for g in grads)
 
 
 def test_probe_learns_with_its_own_optimizer(fmnist):
