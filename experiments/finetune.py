@@ -89,6 +89,10 @@ def main(argv, flag_values=flags.FLAGS):
     return results
 
 
+def _cli(argv):
+    main(argv)  # app.run passes a returned value to sys.exit: a dict would exit with status 1
+
+
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(_cli)

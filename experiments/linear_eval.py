@@ -195,17 +195,21 @@ def main(argv, flag_values=flags.FLAGS):
     if f.knn_k > 0:
         results["knn_top1"] = evaluation.knn_accuracy(xtr, ytr, xte, yte, k=f.knn_k, temperature=0.1)
         results["knn_k"] = f.knn_k
-    if f.embedding_points > 0:
-        keep = np.random.default_rng(f.seed).permutation(len(yte))[: f.embedding_points]
-        names = class_names(f.dataset, scores["num_classes"])
-        plot_embedding(xte[keep], yte[keep], names, os.path.join(out, "embedding_tsne.png"),
-                       f.seed, logdir=logdir)
-        results["embedding_png"] = "embedding_tsne.png"
-
     metric_keys = ("top1", "top5", "train_top1", "knn_top1")
     write_scalars(logdir, {f"linear_eval/{k}": results[k] for k in metric_keys if k in results},
                   step=f.epochs)
-    write_json(os.path.join(out, "results.json"), results)
+    write_json(os.path.join(out, "results.json"), results)  # before the optional picture
+    if f.embedding_points > 0:
+        keep = np.random.default_rng(f.seed).permutation(len(yte))[: f.embedding_points]
+        names = class_names(f.dataset, scores["num_classes"])
+        try:
+            plot_embedding(xte[keep], yte[keep], names, os.path.join(out, "embedding_tsne.png"),
+                           f.seed, logdir=logdir)
+        except ImportError as err:  # matplotlib and scikit-learn are dev requirements
+            logging.warning("%s Skipped the embedding picture (--embedding_points=0 skips it quietly).", err)
+        else:
+            results["embedding_png"] = "embedding_tsne.png"
+            write_json(os.path.join(out, "results.json"), results)
     logging.info("linear eval: %s", {k: results[k] for k in metric_keys if k in results})
     print(f"top-1 {results['top1']:.4f}, top-5 {results['top5']:.4f}"
           + (f", kNN top-1 {results['knn_top1']:.4f}" if "knn_top1" in results else "")
@@ -213,6 +217,10 @@ def main(argv, flag_values=flags.FLAGS):
     return results
 
 
+def _cli(argv):
+    main(argv)  # app.run passes a returned value to sys.exit: a dict would exit with status 1
+
+
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(_cli)

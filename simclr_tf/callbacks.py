@@ -94,6 +94,18 @@ def remove_temporaries(folder, names=None):
             os.remove(path)
 
 
+def _flatten(info, prefix=""):
+    """{"config": {"epochs": 2}} -> {"config.epochs": 2}, so a changed setting
+    is named by its dotted key rather than by a whole nested dict."""
+    flat = {}
+    for key, value in info.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def _fsync(path):
     with open(path, "rb") as f:
         os.fsync(f.fileno())
@@ -263,6 +275,14 @@ class ResumableBackup(keras.callbacks.Callback):
             self._history = {k: list(v) for k, v in state.get("history", {}).items()}
             self._epoch = epoch
             model._initial_epoch = epoch  # noqa: SLF001 (the hook Keras's BackupAndRestore uses)
+            if errors and is_chief(model.distribute_strategy):
+                # Unreadable backups newer than this one would count as the
+                # newest when pruning, and the good ones written from here on
+                # would be deleted first: set them aside, kept for a look.
+                for bad, _ in errors:
+                    os.replace(bad, f"{bad}.unreadable")
+                warnings.warn(f"Set aside {len(errors)} unreadable backup(s) as '<name>.unreadable'.",
+                              stacklevel=2)
             return self.restored
         if errors:
             path, err = errors[0]
@@ -275,10 +295,10 @@ class ResumableBackup(keras.callbacks.Callback):
     def _check_run_info(self, path, saved):
         if self.run_info is None or saved is None or saved == self.run_info:
             return
-        differ = sorted(
-            k for k in set(saved) | set(self.run_info) if saved.get(k) != self.run_info.get(k)
-        )
-        detail = ", ".join(f"{k}: {saved.get(k)!r} -> {self.run_info.get(k)!r}" for k in differ[:5])
+        old, new = _flatten(saved), _flatten(self.run_info)
+        missing = object()
+        differ = sorted(k for k in set(old) | set(new) if old.get(k, missing) != new.get(k, missing))
+        detail = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in differ[:5])
         raise ValueError(
             f"The backup {path!r} was written by a run with different settings ({detail}). "
             "Resuming it would not continue the same training: use another output folder, "
@@ -329,6 +349,12 @@ class ResumableBackup(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         if not self._restore_done:
             self.restore(self.model)
+
+    def on_train_end(self, logs=None):
+        # Keras reads `_initial_epoch` at every `fit` and never clears it: a
+        # later `fit` of the same model would silently skip the restored
+        # number of epochs.
+        self.model._initial_epoch = None  # noqa: SLF001
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch

@@ -272,6 +272,18 @@ def test_every_study_writes_csv_and_png(smoke, tmp_path):
     assert header[:4] == ["study", "cell", "kind", "method"] and header[-2:] == ["finished_at", "machine"]
 
 
+def test_report_without_matplotlib_keeps_the_csv(smoke, tmp_path, monkeypatch):
+    def missing():
+        raise ImportError("The ablation figures need matplotlib: `pip install matplotlib`.")
+
+    monkeypatch.setattr(report, "_pyplot", missing)
+    smoke["studies"]["temperature"]["temperatures"] = [0.1, 0.5]
+    with pytest.warns(UserWarning, match="skipped temperature.png"):
+        records = harness.run_study("temperature", smoke, str(tmp_path), run_cell=_fake_run, log=lambda _: None)
+    assert len(records) == 2 and (tmp_path / "temperature" / "temperature.csv").exists()
+    assert not (tmp_path / "temperature" / "temperature.png").exists()
+
+
 # -- real cells and resume ---------------------------------------------------
 
 

@@ -345,6 +345,40 @@ def test_linear_eval_entry_point_writes_results_picture_and_logs(tmp_path):
     assert [f for f in os.listdir(out) if f.startswith(".")] == []  # no temporary files left
 
 
+def test_linear_eval_keeps_results_without_the_picture_libraries(tmp_path, monkeypatch):
+    from experiments import linear_eval
+
+    def missing(*args, **kwargs):
+        raise ImportError("The embedding picture needs matplotlib: `pip install matplotlib`.")
+
+    monkeypatch.setattr(linear_eval, "plot_embedding", missing)
+    save_keras(tiny_encoder(), str(tmp_path / "encoder.keras"))
+    out = tmp_path / "eval"
+    run_entry_point(linear_eval, [
+        f"--encoder={tmp_path / 'encoder.keras'}", "--dataset=embedded", "--epochs=1",
+        "--batch_size=32", "--max_train_examples=64", "--max_test_examples=40", "--knn_k=0",
+        "--embedding_points=40", f"--output_dir={out}",
+    ])
+    results = json.loads((out / "results.json").read_text())
+    assert "top1" in results and "embedding_png" not in results
+    assert not (out / "embedding_tsne.png").exists()
+
+
+@pytest.mark.parametrize("name", ["linear_eval", "finetune"])
+def test_entry_points_exit_with_status_0(name, monkeypatch):
+    # absl's app.run hands main's return value to sys.exit; a results dict
+    # there means exit status 1 after a successful run.
+    import importlib
+
+    from absl import app
+
+    module = importlib.import_module(f"experiments.{name}")
+    monkeypatch.setattr(module, "main", lambda argv, flag_values=None: {"top1": 0.9})
+    with pytest.raises(SystemExit) as exit_:
+        app.run(module._cli, argv=[name])
+    assert exit_.value.code in (None, 0)
+
+
 def test_finetune_entry_point_from_a_pretrain_folder(tmp_path):
     from experiments import finetune
 

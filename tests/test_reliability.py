@@ -102,12 +102,46 @@ def test_corrupt_or_partial_backup_falls_back_to_previous(tmp_path):
     assert state["path"] == older and state["epoch"] == 1
 
 
+def test_unreadable_newer_backups_are_set_aside_not_kept_as_newest(tmp_path):
+    tiny_model().fit(images(), batch_size=8, epochs=2, verbose=0,
+                     callbacks=[callbacks_lib.ResumableBackup(tmp_path, keep=2)])
+    older, newest = callbacks_lib.ResumableBackup(tmp_path).backups()
+    with open(os.path.join(newest, "model.weights.h5"), "r+b") as f:
+        f.truncate(100)
+    model = tiny_model()
+    # keep=1 and a backup every step: before, pruning kept the damaged
+    # "newest" and deleted the good backup just written.
+    resumed = callbacks_lib.ResumableBackup(tmp_path, keep=1, save_freq=1)
+    with pytest.warns(UserWarning, match="unreadable"):
+        model.fit(images(), batch_size=8, epochs=2, steps_per_epoch=1, verbose=0, callbacks=[resumed])
+    assert os.path.isdir(newest + ".unreadable")
+    backups = callbacks_lib.ResumableBackup(tmp_path).backups()
+    assert len(backups) == 1 and backups[0] != older
+    state = callbacks_lib.ResumableBackup(tmp_path).restore(tiny_model())  # loads, no error
+    assert state["path"] == backups[0]
+
+
+def test_restored_epoch_does_not_leak_into_a_later_fit(tmp_path):
+    tiny_model().fit(images(), batch_size=8, epochs=2, verbose=0,
+                     callbacks=[callbacks_lib.ResumableBackup(tmp_path)])
+    model = tiny_model()
+    model.fit(images(), batch_size=8, epochs=2, verbose=0, callbacks=[callbacks_lib.ResumableBackup(tmp_path)])
+    epochs = []
+    model.fit(images(), batch_size=8, epochs=2, verbose=0,
+              callbacks=[keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: epochs.append(e))])
+    assert epochs == [0, 1]
+
+
 def test_no_readable_backup_and_changed_settings_are_clear_errors(tmp_path):
     model = tiny_model()
-    backup = callbacks_lib.ResumableBackup(tmp_path, run_info={"epochs": 2})
+    info = {"config": {"epochs": 2, "augment": {"color_strength": 0.5}}, "steps_per_epoch": 3}  # as pretrain's
+    backup = callbacks_lib.ResumableBackup(tmp_path, run_info=info)
     model.fit(images(), batch_size=8, epochs=1, verbose=0, callbacks=[backup])
-    with pytest.raises(ValueError, match=r"different settings \(epochs: 2 -> 5\)"):
-        callbacks_lib.ResumableBackup(tmp_path, run_info={"epochs": 5}).restore(tiny_model())
+    changed = {**info, "config": {**info["config"], "epochs": 5}}
+    with pytest.raises(ValueError, match=r"different settings \(config.epochs: 2 -> 5\)\. Resuming"):
+        callbacks_lib.ResumableBackup(tmp_path, run_info=changed).restore(tiny_model())
+    # Same settings (tuples come back from JSON as lists): no complaint.
+    callbacks_lib.ResumableBackup(tmp_path, run_info=info).restore(tiny_model())
     for path in glob.glob(str(tmp_path / "*" / "model.weights.h5")):
         with open(path, "wb") as f:
             f.write(b"not hdf5")

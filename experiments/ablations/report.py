@@ -8,6 +8,7 @@ figure is drawn.
 import csv
 import math
 import os
+import warnings
 
 from simclr_tf.io import atomic_path
 
@@ -195,8 +196,17 @@ def plot(study, table, path):
 
 
 def write_report(study, records, study_dir):
-    """Writes `<study_dir>/<study>.csv` and `<study_dir>/<study>.png`."""
+    """Writes `<study_dir>/<study>.csv` and `<study_dir>/<study>.png`.
+
+    Without matplotlib (a dev requirement, not a runtime one) the CSV is
+    still written and the figure is skipped with a warning.
+    """
     if not records:
         return
     write_csv(os.path.join(study_dir, f"{study}.csv"), records)
+    try:
+        _pyplot()
+    except ImportError as err:
+        warnings.warn(f"{err} Wrote the CSV, skipped {study}.png.", stacklevel=2)
+        return
     plot(study, rows(records), os.path.join(study_dir, f"{study}.png"))

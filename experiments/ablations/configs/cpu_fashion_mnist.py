@@ -1,11 +1,13 @@
 """CPU: full Fashion-MNIST (Debian package `dataset-fashion-mnist`), sized
 for a 2-core CPU.
 
-Every cell pretrains the main job's small ResNet-18 (1/4 width, stride-2 stem,
-28 px) for one epoch of the 60k images (234 steps at batch 256; the
-composition study: 1/8 width, 100 steps) and probes it (L-BFGS logistic
-regression) on the first 10k train / all 10k test images. Measured
-2026-11-29: 1.0-1.3 CPU-s a step, 4.5-5.5 CPU-minutes a SimCLR cell with its probe
+Every cell pretrains for one epoch of the 60k images (234 steps at batch
+256) and probes the encoder (L-BFGS logistic regression) on the first 10k
+train / all 10k test images: the colour, head, batch-size and temperature
+studies with the main job's earlier encoder (ResNet-18 at 1/4 width,
+stride-2 stem, 28 px; 1.0-1.3 CPU-s a step, 4.5-5.5 CPU-minutes a SimCLR
+cell with its probe), the composition study with the main job's ResNet-10
+16-32-64-256 (0.71 CPU-s a step, 171-227 CPU-s a cell); measured 2026-11-29
 (docs/RESULTS.md). Studies run one at a time and resume: rerun the same
 command after an interruption.
 
@@ -76,7 +78,8 @@ def get_config():
         # held-out train rows (`epochs` is used only by solver "adam").
         "probe": {"epochs": 30, "solver": "lbfgs", "train_examples": 10000, "test_examples": None},
         "studies": {
-            # 49 cells of 300 steps (1.3 epochs) each, on the main job's
+            # 49 cells of one epoch (234 steps: `steps_per_epoch` below is only
+            # a cap, above one pass) each, on the main job's
             # ResNet-10 with stage widths 16-32-64-256 (0.73 CPU-s a step),
             # with the main job's temperature and its Adam learning rate of
             # the time (0.2, 3e-3), probed on 10k / 10k images next to a
