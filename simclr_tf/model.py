@@ -232,7 +232,8 @@ class SimCLR(keras.Model):
     def _check_batch(self, images):
         # One image has no negatives: NT-Xent is 0 with zero gradient, so
         # training would silently learn nothing. Checked when the batch size
-        # is static (a dynamic last batch of 1 only costs one empty step).
+        # is static (on one device a dynamic last batch of 1 only costs one
+        # empty step; a replica left with no images fails, docs/ERRORS.md).
         ctx = tf.distribute.get_replica_context()
         replicas = ctx.num_replicas_in_sync if ctx is not None else 1
         batch = images.shape[0] if len(images.shape) else None

@@ -230,8 +230,10 @@ def test_uneven_replica_batches_give_the_single_device_loss(mirrored_strategy): 
     per = mirrored_strategy.run(lambda pair: nt_xent(pair[0], pair[1], 0.5),
                                 args=(mirrored_strategy.experimental_distribute_values_from_function(local),))
     losses = [float(x) for x in mirrored_strategy.experimental_local_results(per)]
-    global_loss = (3 * losses[0] + 2 * losses[1]) / 5  # each replica averages its own anchors
-    assert global_loss == pytest.approx(float(nt_xent(z1, z2, 0.5)), rel=1e-5)
+    # Each replica's value is its share, weighted by the global anchor count,
+    # so the plain mean over replicas (what Keras's distributed step takes)
+    # is the single-device loss.
+    assert np.mean(losses) == pytest.approx(float(nt_xent(z1, z2, 0.5)), rel=1e-5)
 
 
 LOSS_ROWS = {
