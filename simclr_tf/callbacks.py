@@ -80,6 +80,8 @@ def remove_temporaries(folder, names=None):
         final = io.old_artefact_name(entry)
         if final is None or (names is not None and final not in names):
             continue
+        if not os.path.isdir(os.path.join(folder, entry)) or os.path.islink(os.path.join(folder, entry)):
+            continue  # only directories are moved aside; a file named so is an unfinished write
         if not os.path.lexists(os.path.join(folder, final)):
             os.replace(os.path.join(folder, entry), os.path.join(folder, final))
     for entry in os.listdir(folder):
@@ -280,7 +282,15 @@ class ResumableBackup(keras.callbacks.Callback):
                 # newest when pruning, and the good ones written from here on
                 # would be deleted first: set them aside, kept for a look.
                 for bad, _ in errors:
-                    os.replace(bad, f"{bad}.unreadable")
+                    aside = f"{bad}.unreadable"
+                    for n in range(1, 1000):  # the same step can fail again after a resume
+                        if not os.path.lexists(aside):
+                            break
+                        aside = f"{bad}.unreadable{n}"
+                    try:
+                        os.replace(bad, aside)
+                    except OSError as err:
+                        warnings.warn(f"Could not set aside unreadable backup {bad}: {err}", stacklevel=2)
                 warnings.warn(f"Set aside {len(errors)} unreadable backup(s) as '<name>.unreadable'.",
                               stacklevel=2)
             return self.restored

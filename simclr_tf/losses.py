@@ -19,7 +19,11 @@ global number of anchors and multiplied by the number of replicas, so its
 mean across replicas (what Keras's distributed step takes) is the
 global-batch loss, also when replicas hold different numbers of images (an
 uneven last batch); with equal shares it is the mean over the replica's own
-anchors. The metrics are weighted the same way.
+anchors. The metrics are weighted the same way. (So the gradients are the
+global loss's in any Keras step; the *logged* loss is exact for `SimCLR`,
+whose tracker averages replicas, while stock `fit` with `NTXentLoss` in
+`compile` weights replicas by their batch sizes, which is exact only for
+even shares.)
 
 The similarity logits, the softmax and the loss are computed in float32 even
 when z arrives in float16 or bfloat16 (mixed precision).

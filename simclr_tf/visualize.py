@@ -104,5 +104,5 @@ def augmentation_grid(images, augmenter, path, num_views=5, padding=4, backgroun
             y, x = padding + r * (height + padding), padding + c * (width + padding)
             grid[y:y + height, x:x + width] = cell
     with atomic_path(path) as tmp:
-        image_module.fromarray(grid).save(tmp, format="PNG")
+        image_module.fromarray(grid).save(tmp)  # the format follows the extension, kept by tmp
     return grid

@@ -495,6 +495,12 @@ def test_unknown_shapes_and_tf_data():
                                atol=1e-5)
     ds = tf.data.Dataset.from_tensor_slices(images).map(blur)
     assert [tuple(b.shape) for b in ds] == [(13, 21, 3)] * 2
+    # A run-time side below the kernel radius cannot be refused at trace
+    # time; the border repeats instead of losing kernel weight (no darkening).
+    wide = tf.function(aug.RandomGaussianBlur(kernel_size=9, rate=1.0, seed=0),
+                       input_signature=[tf.TensorSpec((None, None, None, 3), tf.float32)])
+    flat = np.full((2, 3, 3, 3), 0.5, "float32")
+    np.testing.assert_allclose(wide(flat), flat, atol=1e-6)
 
 
 def test_random_apply_wraps_keras_layers():

@@ -119,6 +119,14 @@ def test_unreadable_newer_backups_are_set_aside_not_kept_as_newest(tmp_path):
     assert len(backups) == 1 and backups[0] != older
     state = callbacks_lib.ResumableBackup(tmp_path).restore(tiny_model())  # loads, no error
     assert state["path"] == backups[0]
+    # The same step number damaged again later: set aside under a new name.
+    os.makedirs(newest)
+    for name in ("state.json", "model.weights.h5"):
+        with open(os.path.join(newest, name), "w") as f:
+            f.write("damaged")
+    with pytest.warns(UserWarning, match="unreadable"):
+        state = callbacks_lib.ResumableBackup(tmp_path).restore(tiny_model())
+    assert state["path"] == backups[0] and os.path.isdir(newest + ".unreadable1")
 
 
 def test_restored_epoch_does_not_leak_into_a_later_fit(tmp_path):
@@ -255,6 +263,11 @@ def test_directory_replacement_never_loses_the_old_artefact(tmp_path, monkeypatc
     (tmp_path / ".saved_model.ijkl9012.tmp.old" / "v0").write_text("older")
     callbacks_lib.remove_temporaries(tmp_path, ["saved_model"])
     assert sorted(os.listdir(tmp_path)) == ["saved_model"] and os.listdir(target) == ["v1"]
+    # A *file* with that suffix is an unfinished write of an artefact named
+    # "x.old", never a moved-aside copy: deleted, not promoted.
+    (tmp_path / ".x.mnop3456.tmp.old").write_text("partial")
+    callbacks_lib.remove_temporaries(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == ["saved_model"]
 
 
 # -- security ----------------------------------------------------------------------

@@ -35,6 +35,13 @@ def test_augmentation_grid_original_cell_keeps_the_image(tmp_path):
     np.testing.assert_allclose(block, image[0, 0], atol=40)
 
 
+def test_augmentation_grid_format_follows_the_extension(tmp_path):
+    images = [np.zeros((12, 12, 3), "uint8")]
+    augmentation_grid(images, SimCLRAugmentation(8, seed=0), str(tmp_path / "g.jpg"), num_views=1)
+    assert (tmp_path / "g.jpg").read_bytes()[:3] == b"\xff\xd8\xff"  # JPEG
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.jpg"]
+
+
 def test_augmentation_grid_with_skimage_photos(tmp_path):
     data = pytest.importorskip("skimage.data")
     images = [data.astronaut()[::8, ::8], data.chelsea()[::8, ::8]]

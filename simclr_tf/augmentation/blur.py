@@ -55,7 +55,11 @@ def gaussian_kernels(sigma, kernel_size):
 
 def _reflect(index, size):
     index = ops.abs(index)
-    return ops.where(index > size - 1, 2 * (size - 1) - index, index)
+    reflected = ops.where(index > size - 1, 2 * (size - 1) - index, index)
+    # In range whenever the kernel radius is below the side (checked when the
+    # side is static); for a side known only at run time that is too small,
+    # the clip repeats the edge instead of dropping kernel weight.
+    return ops.clip(reflected, 0, size - 1)
 
 
 def blur_matrices(kernels, size):

@@ -1,8 +1,9 @@
 """CPU: full Fashion-MNIST (Debian package `dataset-fashion-mnist`), sized
 for a 2-core CPU.
 
-Every cell pretrains for one epoch of the 60k images (234 steps at batch
-256) and probes the encoder (L-BFGS logistic regression) on the first 10k
+A cell pretrains for one epoch of the 60k images unless its study says
+otherwise (234 steps at batch 256; the batch x epochs and headline studies
+set their own) and probes the encoder (L-BFGS logistic regression) on the first 10k
 train / all 10k test images: the colour, head, batch-size and temperature
 studies with the main job's earlier encoder (ResNet-18 at 1/4 width,
 stride-2 stem, 28 px; 1.0-1.3 CPU-s a step, 4.5-5.5 CPU-minutes a SimCLR
@@ -80,7 +81,7 @@ def get_config():
         "studies": {
             # 49 cells of one epoch (234 steps: `steps_per_epoch` below is only
             # a cap, above one pass) each, on the main job's
-            # ResNet-10 with stage widths 16-32-64-256 (0.73 CPU-s a step),
+            # ResNet-10 with stage widths 16-32-64-256 (0.71 CPU-s a step measured),
             # with the main job's temperature and its Adam learning rate of
             # the time (0.2, 3e-3), probed on 10k / 10k images next to a
             # random encoder and raw pixels under the same probe. Measured:
