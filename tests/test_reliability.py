@@ -142,7 +142,7 @@ def test_restored_epoch_does_not_leak_into_a_later_fit(tmp_path):
 
 def test_no_readable_backup_and_changed_settings_are_clear_errors(tmp_path):
     model = tiny_model()
-    info = {"config": {"epochs": 2, "augment": {"color_strength": 0.5}}, "steps_per_epoch": 3}  # as pretrain's
+    info = {"config": {"epochs": 2, "augment": {"crop_area_range": (0.2, 1.0)}}, "steps_per_epoch": 3}  # as pretrain's
     backup = callbacks_lib.ResumableBackup(tmp_path, run_info=info)
     model.fit(images(), batch_size=8, epochs=1, verbose=0, callbacks=[backup])
     changed = {**info, "config": {**info["config"], "epochs": 5}}
