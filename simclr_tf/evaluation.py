@@ -156,10 +156,7 @@ def _labelled_arrays(name, value):
             f"`{name}` images must have shape (N, H, W) or (N, H, W, C) with N >= 1. "
             f"Received: {name}[0].shape={images.shape}"
         )
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        labels = labels[:, 0]
-    _check_labels(f"{name}[1]", labels, len(images))
-    return images, labels.astype(np.int32)
+    return images, _check_labels(f"{name}[1]", labels, len(images)).astype(np.int32)
 
 
 def _as_dataset(name, value, batch_size, shuffle=False, seed=None):

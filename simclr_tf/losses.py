@@ -166,10 +166,11 @@ def nt_xent(z1, z2, temperature=0.1, return_metrics=False):
     # device this is the plain mean.
     ctx = tf.distribute.get_replica_context()
     replicas = ctx.num_replicas_in_sync if ctx is not None else 1
-    share = ops.cast(replicas, "float32") / ops.cast(ops.shape(logits)[1], "float32")
 
     def mean(values):
-        return ops.mean(values) if replicas == 1 else ops.sum(values) * share
+        if replicas == 1:
+            return ops.mean(values)
+        return ops.sum(values) * (replicas / ops.cast(ops.shape(logits)[1], "float32"))
 
     loss = mean(per_anchor)
     if not return_metrics:
