@@ -98,6 +98,7 @@ def build_encoder(config, zero_init_residual=True):
         input_shape=(size, size, 3),
         small_images=enc["small_images"],
         stem_stride=enc.get("stem_stride", 1),
+        stem_pool=enc.get("stem_pool", False),
         stage_widths=enc.get("stage_widths"),
         sync_batch_norm=config.get("sync_batch_norm", False),
         zero_init_residual=zero_init_residual,

@@ -18,6 +18,7 @@ fine-tunes, and plugs into `keras.Sequential([encoder, Dense(10)])`.
 import numbers
 
 import keras
+import numpy as np
 from keras import layers
 
 _BLOCKS = {
@@ -89,6 +90,7 @@ def resnet(
     zero_init_residual=True,
     stem_stride=1,
     stage_widths=None,
+    stem_pool=False,
     name=None,
 ):
     """Builds a ResNet v1 encoder from images to pooled features.
@@ -114,6 +116,10 @@ def resnet(
             `width_multiplier` gives (which may then be None). A wide last
             stage is a cheap way to a wider h on small images, where the
             last stage runs at 2x2.
+        stem_pool: with the small-image stem at stride 1, add a 3x3 stride-2
+            max-pool after it (as the ImageNet stem has): the later layers
+            cost what `stem_stride=2` makes them cost, but the stem
+            convolution sees every pixel instead of every other one.
         name: model name; defaults to `resnet{depth}`.
 
     Returns:
@@ -153,6 +159,14 @@ def resnet(
         )
     if stem_stride not in (1, 2):
         raise ValueError(f"`stem_stride` must be 1 or 2. Received: stem_stride={stem_stride!r}")
+    if not isinstance(stem_pool, (bool, np.bool_)):
+        raise ValueError(f"`stem_pool` must be True or False. Received: stem_pool={stem_pool!r}")
+    if stem_pool and not (small_images and stem_stride == 1):
+        raise ValueError(
+            "`stem_pool=True` needs the small-image stem at stride 1 (the ImageNet stem "
+            "already pools). Received: "
+            f"small_images={small_images!r}, stem_stride={stem_stride!r}"
+        )
     kind, counts = _BLOCKS[depth]
     if stage_widths is None:
         base = max(1, int(round(64 * width_multiplier)))
@@ -175,6 +189,8 @@ def resnet(
         x = _conv(base, 3, stem_stride, "stem_conv")(inputs)
         x = _bn("stem_bn", sync_batch_norm)(x)
         x = layers.ReLU(name="stem_relu")(x)
+        if stem_pool:
+            x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
     else:
         x = _conv(base, 7, 2, "stem_conv")(inputs)
         x = _bn("stem_bn", sync_batch_norm)(x)

@@ -88,6 +88,37 @@ def test_stem_stride_two_halves_the_first_stage():
         resnet(18, 0.125, (28, 28, 3), small_images=True, stem_stride=3)
 
 
+def test_stem_pool_halves_the_first_stage_after_a_full_resolution_stem():
+    enc = resnet(10, None, (28, 28, 3), small_images=True, stem_pool=True,
+                 stage_widths=(8, 8, 8, 8))
+    assert enc.get_layer("stem_conv").output.shape[1] == 28
+    assert enc.get_layer("stem_conv").strides == (1, 1)
+    assert enc.get_layer("stage1_block1_conv1").input.shape[1] == 14
+    # The pool takes the maximum of each window: a single bright pixel at an
+    # odd position (which a stride-2 stem convolution never centres on)
+    # survives into the first stage.
+    pooled = keras.Model(enc.input, enc.get_layer("stem_pool").output)
+    relu = keras.Model(enc.input, enc.get_layer("stem_relu").output)
+    x = np.zeros((1, 28, 28, 3), "float32")
+    x[0, 13, 13] = 1.0
+    np.testing.assert_allclose(np.max(pooled(x)), np.max(relu(x)), rtol=1e-6)
+    assert enc.count_params() == resnet(10, None, (28, 28, 3), small_images=True, stem_stride=2,
+                                        stage_widths=(8, 8, 8, 8)).count_params()
+
+
+@pytest.mark.parametrize("kwargs, received", [
+    ({"small_images": True, "stem_stride": 2}, "stem_stride=2"),
+    ({"small_images": False}, "small_images=False"),
+    ({"small_images": True, "stem_pool_value": "yes"}, "stem_pool='yes'"),
+])
+def test_stem_pool_refuses_what_it_cannot_do(kwargs, received):
+    kwargs = dict(kwargs)
+    pool = kwargs.pop("stem_pool_value", True)
+    with pytest.raises(ValueError, match="stem_pool") as err:
+        resnet(10, 0.125, (28, 28, 3), stem_pool=pool, **kwargs)
+    assert received in str(err.value)
+
+
 def test_plain_init_switch_keeps_gamma_at_one():
     enc = resnet(18, 0.125, (8, 8, 3), small_images=True, zero_init_residual=False)
     assert all(np.all(l.gamma.numpy() == 1) for l in enc.layers if l.name.endswith("_bn2"))
