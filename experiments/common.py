@@ -209,6 +209,16 @@ def check_config(config, replicas=1):
             "set the other one to None. Received: "
             f"encoder.width_multiplier={multiplier!r}, encoder.stage_widths={widths!r}"
         )
+    enc = config["encoder"]
+    pool = enc.get("stem_pool", False)
+    if pool is not False and (pool is not True or not enc.get("small_images")
+                              or enc.get("stem_stride", 1) != 1):
+        raise ValueError(
+            "Config `encoder.stem_pool` must be False, or True with encoder.small_images=True "
+            "and encoder.stem_stride=1. Received: "
+            f"encoder.stem_pool={pool!r}, encoder.small_images={enc.get('small_images')!r}, "
+            f"encoder.stem_stride={enc.get('stem_stride', 1)!r}"
+        )
     if config["batch_size"] % replicas:
         raise ValueError(
             f"Config `batch_size` must be divisible by the {replicas} replicas. "

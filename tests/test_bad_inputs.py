@@ -283,6 +283,10 @@ def config_with(**changes):
     ({"epochs": 0}, r"Received: epochs=0"),  # C6
     ({"image_size": 4}, r"Received: image_size=4"),
     ({"temperature": True}, r"Received: temperature=True"),
+    ({"encoder__stem_pool": True}, r"`encoder.stem_pool` must be False, or True with "
+     r"encoder.small_images=True and encoder.stem_stride=1. Received: encoder.stem_pool=True, "
+     r"encoder.small_images=True, encoder.stem_stride=2"),  # C11
+    ({"encoder__stem_pool": 1}, r"Received: encoder.stem_pool=1,"),
 ])
 def test_check_config_rejects(changes, pattern):
     with pytest.raises(ValueError, match=pattern):
@@ -465,3 +469,10 @@ def test_build_encoder_refuses_a_config_with_neither_width():
     config = config_with(encoder__stage_widths=None)
     with pytest.raises(ValueError, match=r"Received: width_multiplier=None"):
         common.build_encoder(config)
+
+
+def test_check_config_accepts_stem_pool_with_a_stride_one_stem():  # C11's valid form
+    config = config_with(encoder__stem_pool=True, encoder__stem_stride=1)
+    common.check_config(config)
+    encoder = common.build_encoder(config)
+    assert encoder.get_layer("stem_pool").output.shape[1] == config["image_size"] // 2

@@ -25,9 +25,12 @@ def get_config():
         # budget. The wide last stage runs at 2x2 px, so it widens h cheaply:
         # the probe on the 128-d h of ResNet-18 at 1/4 width underfits
         # (README table). `stage_widths` replaces `width_multiplier`: set
-        # one of them, the other to None.
+        # one of them, the other to None. `stem_pool=True` with
+        # `stem_stride=1` is a stride-1 stem followed by a max-pool (about
+        # 1.2x the step; +0.5 points at 6 epochs of the full set, within
+        # noise, and no gain at the headline's full budget: docs/RESULTS.md).
         "encoder": {"depth": 10, "width_multiplier": None, "small_images": True,
-                    "stem_stride": 2, "stage_widths": [16, 32, 64, 256]},
+                    "stem_stride": 2, "stem_pool": False, "stage_widths": [16, 32, 64, 256]},
         "head": {"mode": "nonlinear", "num_layers": 2, "output_dim": 64},
         "augment": {
             "crop_area_range": (0.2, 1.0),
