@@ -94,9 +94,10 @@ def test_stem_pool_halves_the_first_stage_after_a_full_resolution_stem():
     assert enc.get_layer("stem_conv").output.shape[1] == 28
     assert enc.get_layer("stem_conv").strides == (1, 1)
     assert enc.get_layer("stage1_block1_conv1").input.shape[1] == 14
-    # The pool takes the maximum of each window: a single bright pixel at an
-    # odd position (which a stride-2 stem convolution never centres on)
-    # survives into the first stage.
+    # The pool keeps the largest stem response of every overlapping window,
+    # so no stem output is skipped: the pooled maximum is the stem's maximum
+    # (a bright pixel at an odd position, where a stride-2 stem never
+    # centres its kernel).
     pooled = keras.Model(enc.input, enc.get_layer("stem_pool").output)
     relu = keras.Model(enc.input, enc.get_layer("stem_relu").output)
     x = np.zeros((1, 28, 28, 3), "float32")
