@@ -476,3 +476,10 @@ def test_check_config_accepts_stem_pool_with_a_stride_one_stem():  # C11's valid
     common.check_config(config)
     encoder = common.build_encoder(config)
     assert encoder.get_layer("stem_pool").output.shape[1] == config["image_size"] // 2
+
+
+def test_library_rejects_stem_pool_without_a_stride_one_small_stem():  # C11, library half
+    with pytest.raises(ValueError, match=r"needs the small-image stem at stride 1.*"
+                                         r"Received: small_images=True, stem_stride=2"):
+        simclr_tf.resnet(10, 0.125, (SIZE, SIZE, 3), small_images=True, stem_stride=2,
+                         stem_pool=True)
