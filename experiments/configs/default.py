@@ -26,8 +26,9 @@ def get_config():
         # the probe on the 128-d h of ResNet-18 at 1/4 width underfits
         # (README table). `stage_widths` replaces `width_multiplier`: set
         # one of them, the other to None. `stem_pool=True` with
-        # `stem_stride=1` is a stride-1 stem followed by a max-pool (about
-        # 1.2x the step; +0.5 points at 6 epochs of the full set, within
+        # `stem_stride=1` is a stride-1 stem followed by a max-pool (1.2x
+        # the CPU a step in a 6-epoch cell, 1.4x with a deeper head in the
+        # full-budget run; +0.5 points at 6 epochs of the full set, within
         # noise, and no gain at the headline's full budget: docs/RESULTS.md).
         "encoder": {"depth": 10, "width_multiplier": None, "small_images": True,
                     "stem_stride": 2, "stem_pool": False, "stage_widths": [16, 32, 64, 256]},
