@@ -657,8 +657,11 @@ def from_tfds(
 
 def _read_idx(path, magic, ndim):
     """Parses a gzipped IDX file of unsigned bytes into a NumPy array."""
-    with gzip.open(path, "rb") as f:
-        data = f.read()
+    try:
+        with gzip.open(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as error:  # not gzip (BadGzipFile is an OSError), or cut short
+        raise ValueError(f"IDX file {str(path)!r} is not a complete gzip file: {error}") from None
     header = 4 + 4 * ndim
     if len(data) < header:
         raise ValueError(f"IDX file {str(path)!r} is truncated: {len(data)} bytes.")
@@ -672,7 +675,8 @@ def _read_idx(path, magic, ndim):
             f"IDX file {str(path)!r} holds {len(data) - header} bytes of data; its header {shape} "
             f"needs {expected}."
         )
-    return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
+    # A writeable copy: np.frombuffer over bytes is read-only.
+    return np.frombuffer(data, np.uint8, offset=header).reshape(shape).copy()
 
 
 def load_fashion_mnist(split="train", path=FASHION_MNIST_DIR):
@@ -690,8 +694,9 @@ def load_fashion_mnist(split="train", path=FASHION_MNIST_DIR):
     Raises:
         FileNotFoundError: if a file is missing (the message says how to
             install the package).
-        ValueError: for an unknown split or a malformed file (wrong magic
-            number, truncated data, image and label counts that differ).
+        ValueError: for an unknown split or a malformed file (not gzip,
+            wrong magic number, truncated data, image and label counts that
+            differ, labels outside the ten classes).
 
     Example:
 
@@ -714,6 +719,11 @@ def load_fashion_mnist(split="train", path=FASHION_MNIST_DIR):
     if len(images) != len(labels):
         raise ValueError(
             f"Fashion-MNIST {split!r} has {len(images)} images but {len(labels)} labels under {str(path)!r}."
+        )
+    if len(labels) and labels.max() >= len(CLASS_NAMES):
+        raise ValueError(
+            f"Fashion-MNIST labels must lie in [0, {len(CLASS_NAMES) - 1}]; {str(label_file)!r} holds "
+            f"label {int(labels.max())}."
         )
     return images[..., np.newaxis], labels.astype(np.int32)
 
@@ -750,6 +760,11 @@ def load_embedded(split="train"):
     with np.load(EMBEDDED_PATH, allow_pickle=False) as npz:
         images = npz[f"{split}_images"]
         labels = npz[f"{split}_labels"]
+    if len(labels) and labels.max() >= len(CLASS_NAMES):
+        raise ValueError(
+            f"Fashion-MNIST labels must lie in [0, {len(CLASS_NAMES) - 1}]; {str(label_file)!r} holds "
+            f"label {int(labels.max())}."
+        )
     return images[..., np.newaxis], labels.astype(np.int32)
 
 

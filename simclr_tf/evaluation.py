@@ -67,6 +67,17 @@ def _check_positive(name, value):
     return float(value)
 
 
+def _check_non_negative(name, value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(f"`{name}` must be a finite number >= 0. Received: {name}={value!r}")
+    return float(value)
+
+
 def _check_fraction(name, value):
     if (
         isinstance(value, bool)
@@ -143,6 +154,32 @@ def _split_batch(batch):
     return batch, None
 
 
+def _is_array_like(value):
+    return isinstance(value, (np.ndarray, list, tf.Tensor)) or hasattr(value, "__array__")
+
+
+def _image_array(name, images):
+    """`images` as a numpy array of (N, H, W) or (N, H, W, C) images, N >= 1.
+
+    Float images must lie in [0, 1] (uint8 is scaled later): 0-255 floats,
+    as `tf.image.resize` returns them, would otherwise be clipped to white.
+    """
+    images = np.asarray(images)
+    if images.ndim not in (3, 4) or len(images) == 0 or images.dtype.kind not in "uif":
+        raise ValueError(
+            f"`{name}` must be a numeric array of shape (N, H, W) or (N, H, W, C) with N >= 1. "
+            f"Received: {name} with shape {images.shape} and dtype {images.dtype}"
+        )
+    if images.dtype.kind == "f" and images.size:
+        low, high = float(np.min(images)), float(np.max(images))
+        if not (0.0 <= low and high <= 1.0):
+            raise ValueError(
+                f"`{name}` float values must lie in [0, 1] (pass uint8 for 0-255 images). "
+                f"Received: values in [{low}, {high}]"
+            )
+    return images
+
+
 def _labelled_arrays(name, value):
     """Checks an `(images, labels)` pair of arrays; returns them as numpy."""
     if not (isinstance(value, (tuple, list)) and len(value) == 2):
@@ -150,12 +187,7 @@ def _labelled_arrays(name, value):
             f"`{name}` must be an (images, labels) pair of arrays or a tf.data.Dataset of "
             f"(images, labels) batches. Received: {name} of type {type(value).__name__}"
         )
-    images, labels = np.asarray(value[0]), np.asarray(value[1])
-    if images.ndim not in (3, 4) or len(images) == 0:
-        raise ValueError(
-            f"`{name}` images must have shape (N, H, W) or (N, H, W, C) with N >= 1. "
-            f"Received: {name}[0].shape={images.shape}"
-        )
+    images, labels = _image_array(f"{name}[0]", value[0]), np.asarray(value[1])
     return images, _check_labels(f"{name}[1]", labels, len(images)).astype(np.int32)
 
 
@@ -340,7 +372,9 @@ def _embed_batches(embed, images):
         raise ValueError("`images` is empty: no batches to embed.")
     features = np.concatenate(feats)
     if labels:
-        return features, np.concatenate(labels).astype(np.int32)
+        # (B, 1) batches (as keras.datasets gives labels) become (N,): left as
+        # (N, 1), top-k would broadcast against every other example's label.
+        return features, _check_labels("labels", np.concatenate(labels), len(features)).astype(np.int32)
     return features
 
 
@@ -349,20 +383,54 @@ def extract_features(model, images, batch_size=256, preprocess=None):
 
     Args:
         model: a Keras model (a `SimCLR` model applies its evaluation
-            transform itself; a bare encoder wants float [0, 1] images at its
-            input size, or pass `preprocess`).
-        images: a numpy array or a `tf.data.Dataset` of image batches or
-            `(images, labels)` batches.
-        batch_size: batch size for numpy input.
-        preprocess: optional callable applied to each batch first.
+            transform itself; for a bare encoder with an image input, uint8
+            images are scaled to [0, 1] and channels and size matched to
+            its input, as in `linear_eval`, unless `preprocess` is given).
+        images: an array of uint8 or float [0, 1] images, or a
+            `tf.data.Dataset` of image batches or `(images, labels)` batches.
+        batch_size: batch size for array input.
+        preprocess: optional callable applied to each batch instead.
 
     Returns:
         `features` (N, D) float32, or `(features, labels)` when the dataset
         carries labels.
     """
-    if isinstance(images, np.ndarray):
+    batch_size = _check_int("batch_size", batch_size, 1)
+    if isinstance(images, (tuple, dict)) or not _is_dataset(images) and not _is_array_like(images):
+        raise ValueError(
+            "`images` must be an array of images or a tf.data.Dataset of image or (images, labels) "
+            f"batches; for labelled arrays use `labelled_features`. Received: images of type "
+            f"{type(images).__name__}"
+        )
+    if not _is_dataset(images):
+        images = _image_array("images", images)
         images = tf.data.Dataset.from_tensor_slices(images).batch(batch_size)
+    if preprocess is None:
+        preprocess = _default_preprocess(model)
     return _embed_batches(_embedder(model, preprocess), images)
+
+
+def _default_preprocess(model):
+    """uint8 -> [0, 1], channels and size matched to a bare encoder's input.
+
+    None for a `SimCLR` model (its call applies its evaluation transform) or
+    a layer without a known image input; a dimension the input leaves open
+    is left as it is.
+    """
+    from simclr_tf.model import SimCLR
+
+    if isinstance(model, SimCLR) or not isinstance(model, keras.Model):
+        return None
+    try:
+        shape = tuple(model.input_shape[1:])
+    except (AttributeError, ValueError):  # a subclassed model not yet built
+        return None
+    if len(shape) != 3:
+        return None
+    height, width, channels = shape
+    if height is None or width is None:
+        height = width = None
+    return lambda x: _to_input(x, height, width, channels)  # noqa: E731
 
 
 def labelled_features(model, *splits, batch_size=256, preprocess=None):
@@ -455,17 +523,27 @@ def linear_probe(
         the L-BFGS solver adds `l2` (the penalty used) and, with
         `l2="auto"`, `validation_top1` (per grid value).
     """
-    xtr = np.asarray(train_features, np.float32).reshape(len(train_features), -1)
-    xte = np.asarray(test_features, np.float32).reshape(len(test_features), -1)
-    if len(xtr) == 0 or len(xte) == 0:
+    xtr, xte = np.asarray(train_features), np.asarray(test_features)
+    if xtr.ndim > 2:  # image-shaped features (raw pixels): one row per example
+        xtr = xtr.reshape(len(xtr), -1)
+    if xte.ndim > 2:
+        xte = xte.reshape(len(xte), -1)
+    xtr = _check_features("train_features", xtr)
+    xte = _check_features("test_features", xte)
+    if xtr.shape[1] != xte.shape[1]:
         raise ValueError(
-            "linear_probe needs non-empty train and test features. "
-            f"Received: {len(xtr)} train, {len(xte)} test rows"
+            "`train_features` and `test_features` must have the same width. "
+            f"Received: train_features.shape={xtr.shape}, test_features.shape={xte.shape}"
         )
     ytr = _check_labels("train_labels", train_labels, len(xtr)).astype(np.int32)
     yte = _check_labels("test_labels", test_labels, len(xte)).astype(np.int32)
     if solver not in ("lbfgs", "adam"):
         raise ValueError(f"`solver` must be 'lbfgs' or 'adam'. Received: solver={solver!r}")
+    if solver == "adam":
+        epochs = _check_int("epochs", epochs, 1)
+        batch_size = _check_int("batch_size", batch_size, 1)
+        learning_rate = _check_positive("learning_rate", learning_rate)
+        weight_decay = _check_non_negative("weight_decay", weight_decay)
     mean, std = xtr.mean(0), xtr.std(0) + 1e-6
     xtr, xte = (xtr - mean) / std, (xte - mean) / std
     num_classes = _check_num_classes(num_classes, ytr, yte)
@@ -624,6 +702,9 @@ def _fit_logistic(x, y, num_classes, l2, max_iterations, init=None, memory=10, t
 
 
 def _topk(logits, labels, k):
+    labels = np.asarray(labels)
+    if labels.shape != (len(logits),):  # guards the broadcast below: (N, 1) labels would match any row
+        raise ValueError(f"labels must have shape ({len(logits)},). Received: labels.shape={labels.shape}")
     k = min(k, logits.shape[1])
     top = np.argsort(-logits, axis=1)[:, :k]
     return float(np.mean(np.any(top == labels[:, None], axis=1)))
@@ -725,11 +806,12 @@ def _predict(classifier, dataset):
         x, y = _split_batch(batch)
         logits.append(predict(x).numpy())
         labels.append(np.asarray(y))
-    return np.concatenate(logits), np.concatenate(labels).astype(np.int64)
+    logits = np.concatenate(logits)
+    return logits, _check_labels("test_data labels", np.concatenate(labels), len(logits))
 
 
 def _scores(logits, labels):
-    labels = np.asarray(labels).astype(np.int64)
+    labels = _check_labels("labels", labels, len(logits))
     return {"top1": _topk(logits, labels, 1), "top5": _topk(logits, labels, 5)}
 
 

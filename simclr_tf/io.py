@@ -8,9 +8,12 @@ complete artefact or the new complete one.
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
+
+import numpy as np
 
 
 # The suffix of a directory moved aside while its replacement moves in.
@@ -73,11 +76,35 @@ def atomic_path(path, directory=False):
             os.remove(tmp)
 
 
+def _jsonable(value):
+    """`value` with NumPy scalars and arrays as Python ones, NaN and Inf as None.
+
+    Strict JSON has no NaN (Python writes a bare `NaN` that other parsers
+    refuse); a diverged loss is written as `null`.
+    """
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def write_json(path, data):
-    """Writes `data` as indented JSON, atomically."""
+    """Writes `data` as indented JSON, atomically.
+
+    NumPy numbers and arrays are written as JSON numbers and lists; NaN and
+    Inf as `null`.
+    """
+    data = _jsonable(data)
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
+            json.dump(data, f, indent=2, sort_keys=True, allow_nan=False)
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())

@@ -11,6 +11,9 @@ PIL (Pillow) is imported only when a picture is written; install it with
     SimCLRAugmentation(160, seed=0), 'docs/augmentation_grid.png', num_views=6)"
 """
 
+import numbers
+import os
+
 import numpy as np
 
 from simclr_tf.io import atomic_path
@@ -74,8 +77,18 @@ def augmentation_grid(images, augmenter, path, num_views=5, padding=4, backgroun
     >>> grid.shape
     (28, 52, 3)
     """
-    if isinstance(num_views, bool) or not isinstance(num_views, int) or num_views <= 0:
-        raise ValueError(f"`num_views` must be a positive integer. Received: num_views={num_views}")
+    for name, value, minimum, maximum in (
+        ("num_views", num_views, 1, None), ("padding", padding, 0, None), ("background", background, 0, 255)
+    ):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Integral)
+            or value < minimum
+            or (maximum is not None and value > maximum)
+        ):
+            bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+            raise ValueError(f"`{name}` must be an integer {bound}. Received: {name}={value!r}")
+    num_views, padding, background = int(num_views), int(padding), int(background)
     images = [np.asarray(image) for image in images]
     if not images:
         raise ValueError(f"`images` must hold at least one image. Received: images={images}")
@@ -104,5 +117,9 @@ def augmentation_grid(images, augmenter, path, num_views=5, padding=4, backgroun
             y, x = padding + r * (height + padding), padding + c * (width + padding)
             grid[y:y + height, x:x + width] = cell
     with atomic_path(path) as tmp:
-        image_module.fromarray(grid).save(tmp)  # the format follows the extension, kept by tmp
+        # The format follows `path`'s extension (PNG when it has none): the
+        # temporary name's own suffix is not the user's.
+        extension = os.path.splitext(os.fspath(path))[1].lstrip(".").upper()
+        image_format = {"JPG": "JPEG", "TIF": "TIFF"}.get(extension, extension) or "PNG"
+        image_module.fromarray(grid).save(tmp, format=image_format)
     return grid
