@@ -1,7 +1,8 @@
 """Shared pieces of the entry points: configs, strategies, model building.
 
 Configs are Python modules under `experiments/configs/` whose `get_config()`
-returns a nested dict; `--set key.sub=value` overrides any entry.
+returns a nested dict; `--set key.sub=value` overrides any entry (a dict
+value is merged into its section; see `apply_overrides`).
 """
 
 import ast
@@ -9,6 +10,7 @@ import copy
 import importlib
 import importlib.util
 import os
+import re
 import time
 import warnings
 
@@ -44,17 +46,92 @@ def load_config(name):
     return module.get_config()
 
 
+# Words `--set` takes in any case, as in JSON or YAML (`jit_compile=false`).
+# "none" stays a string where the config holds one: `head.mode=none`,
+# `optimizer.scaling=none` name modes.
+_WORDS = {"true": True, "false": False, "none": None}
+# Keys that hold None or a string (a path), so a bare word is their value.
+STRING_OR_NONE = ("data_dir",)
+
+
+def _parse(raw, current):
+    """(value, parsed): a Python literal or true/false/none, else the string."""
+    word = raw.strip().lower()
+    if word in ("true", "false") or (word == "none" and not isinstance(current, str)):
+        return _WORDS[word], True
+    try:
+        return ast.literal_eval(raw), True
+    except (ValueError, SyntaxError):
+        return raw, False
+
+
+def _wanted(current):
+    if isinstance(current, bool):
+        return "True or False"
+    if isinstance(current, (int, float)):
+        return "a number"
+    if isinstance(current, dict):
+        return "a dict literal (it is merged into the section)"
+    if isinstance(current, (list, tuple)):
+        return "a list or tuple literal"
+    return "a Python literal (None, a number, True/False, a list)"
+
+
+def _merge_section(node, value, key, free):
+    """Merges the dict `value` into the config section `node` in place.
+
+    Keys it does not give keep their values; a key the section lacks is
+    refused unless `free` (the sparse override sections under
+    `studies.<study>`, which name only what they change).
+    """
+    for sub, new in value.items():
+        name = f"{key}.{sub}"
+        if sub not in node and not free:
+            raise ValueError(f"`--set` key {name!r} is not in the config (known: {sorted(node)}).")
+        if isinstance(node.get(sub), dict):
+            if not isinstance(new, dict):
+                raise ValueError(
+                    f"`--set` key {name!r} is a config section: give a dict to merge into it, "
+                    f"or set its keys. Received: {name}={new!r}"
+                )
+            _merge_section(node[sub], new, name, free)
+        else:
+            node[sub] = copy.deepcopy(new)
+
+
+def override_keys(overrides):
+    """The dotted keys `--set` items give, a dict value's keys spelled out.
+
+    `["temperature=0.5", "encoder={'depth': 34}"]` -> `["temperature", "encoder.depth"]`.
+    """
+    keys = []
+
+    def walk(key, value):
+        if isinstance(value, dict) and value:
+            for sub, new in value.items():
+                walk(f"{key}.{sub}", new)
+        else:
+            keys.append(key)
+
+    for item in overrides or ():
+        key, raw = item.split("=", 1) if "=" in item else (item, "")
+        walk(key, _parse(raw, None)[0])
+    return keys
+
+
 def apply_overrides(config, overrides):
-    """Applies `key.sub=value` strings; values parse as Python literals."""
+    """Applies `key.sub=value` strings; values parse as Python literals.
+
+    `true`, `false` and `none` are accepted in any case. A value that is no
+    literal stays a string, which is refused where the config holds a bool,
+    a number, None (but in `STRING_OR_NONE`), a list or a section. A dict
+    given for a section is merged into it: keys it omits keep their values.
+    """
     config = copy.deepcopy(config)
     for item in overrides or ():
         if "=" not in item:
             raise ValueError(f"`--set` wants key=value. Received: {item!r}")
         key, raw = item.split("=", 1)
-        try:
-            value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            value = raw
         node = config
         parts = key.split(".")
         for part in parts[:-1]:
@@ -63,7 +140,22 @@ def apply_overrides(config, overrides):
             node = node[part]
         if parts[-1] not in node:
             raise ValueError(f"`--set` key {key!r} is not in the config (known: {sorted(node)}).")
-        node[parts[-1]] = value
+        current = node[parts[-1]]
+        value, parsed = _parse(raw, current)
+        if not parsed and not isinstance(current, str) and key not in STRING_OR_NONE:
+            raise ValueError(
+                f"`--set` value for {key!r} must be {_wanted(current)}: the config holds "
+                f"{current!r}, and {raw!r} does not parse as one. Received: {key}={raw!r}"
+            )
+        if isinstance(current, dict):
+            if not isinstance(value, dict):
+                raise ValueError(
+                    f"`--set` key {key!r} is a config section: give a dict to merge into it, "
+                    f"or set its keys. Received: {key}={value!r}"
+                )
+            _merge_section(current, value, key, free=parts[0] == "studies" and len(parts) >= 2)
+        else:
+            node[parts[-1]] = value
     return config
 
 
@@ -169,6 +261,21 @@ def resolve_jit(config):
 
 
 DEPTHS = (10, 14, 18, 34, 50, 101, 152)
+HEAD_MODES = ("nonlinear", "linear", "none")  # simclr_tf.ProjectionHead's modes
+OPTIMIZERS = ("lars", "sgd", "adam", "adamw", "lamb")
+SCALINGS = ("linear", "sqrt", "none")
+
+
+def check_steps_per_epoch(value, key="steps_per_epoch"):
+    """None (one pass over the data) or a cap >= 1; `key` names the flag or config key.
+
+    0 is refused rather than read as "no cap": leave it unset (None) for that.
+    """
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(
+            f"`{key}` must be an integer >= 1, or unset (None) for one pass over the data. "
+            f"Received: {key}={value!r}"
+        )
 
 
 def check_config(config, replicas=1):
@@ -198,9 +305,27 @@ def check_config(config, replicas=1):
                        lambda v: isinstance(v, (list, tuple)) and len(v) == 4 and all(
                            isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in v),
                        "None or 4 positive integers"))
+    opt = config["optimizer"]
+    if "warmup_epochs" in opt:
+        checks.append(("optimizer.warmup_epochs", opt["warmup_epochs"],
+                       lambda v: isinstance(v, (int, float)) and v >= 0, ">= 0"))
     for key, value, ok, want in checks:
         if value is None or isinstance(value, bool) or not ok(value):
             raise ValueError(f"Config `{key}` must be {want}. Received: {key}={value!r}")
+    # Strings and flags, refused here rather than when the model or optimizer
+    # is built (after the data has loaded, or after earlier ablation cells).
+    choices = [
+        ("head.mode", config.get("head", {}).get("mode", "nonlinear"), HEAD_MODES),
+        ("optimizer.name", opt.get("name"), OPTIMIZERS),
+        ("optimizer.scaling", opt.get("scaling", "linear"), SCALINGS),
+        ("jit_compile", config.get("jit_compile", "auto"), ("auto", True, False)),
+    ]
+    for key, value, known in choices:
+        name = value.lower() if key == "optimizer.name" and isinstance(value, str) else value
+        if isinstance(name, (int, float)) and not isinstance(name, bool) or name not in known:
+            raise ValueError(f"Config `{key}` must be one of {known}. Received: {key}={value!r}")
+    if "steps_per_epoch" in config:  # the ablation configs' cap
+        check_steps_per_epoch(config["steps_per_epoch"])
     if widths is not None and multiplier is not None:
         # resnet() lets stage_widths win; in a config that would silently
         # ignore a `--set encoder.width_multiplier=...`.
@@ -224,6 +349,52 @@ def check_config(config, replicas=1):
             f"Config `batch_size` must be divisible by the {replicas} replicas. "
             f"Received: batch_size={config['batch_size']}"
         )
+
+
+def check_output_dir(path, flag="--output_dir"):
+    """Refuses an output folder that cannot be created or written, without creating it.
+
+    The nearest existing folder on the way must be a writable folder (a
+    path under a file, or on a read-only file system, is refused).
+    """
+    path = os.path.abspath(path)
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    name = flag.lstrip("-")
+    if not os.path.isdir(existing):
+        where = "exists and is not a folder" if existing == path else f"is under {existing!r}, a file"
+        raise ValueError(f"`{flag}` {where}. Received: {name}={path!r}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "" if existing == path else f" ({existing!r}, the nearest existing folder)"
+        raise ValueError(f"`{flag}` is not writable{where}. Received: {name}={path!r}")
+
+
+_CHECKPOINT = re.compile(r"^epoch_\d+\.weights\.h5$")  # simclr_tf.callbacks.AtomicCheckpoint's names
+
+
+def move_stale_checkpoints(folder):
+    """Moves the per-epoch weights `AtomicCheckpoint` wrote in `folder` aside.
+
+    For a fresh start in a folder an earlier run used: its `epoch_NNNN`
+    files would sort as newer than the new run's and have those pruned.
+    They go to a subfolder `earlier_run_<UTC time>` (nothing is deleted;
+    nothing else in `folder` is touched). Returns (names moved, subfolder),
+    or ([], None) when there is nothing to move.
+    """
+    if not os.path.isdir(folder):
+        return [], None
+    stale = sorted(name for name in os.listdir(folder) if _CHECKPOINT.match(name))
+    if not stale:
+        return [], None
+    aside = os.path.join(folder, time.strftime("earlier_run_%Y%m%dT%H%M%S", time.gmtime()))
+    suffix = 1
+    while os.path.exists(aside):
+        aside, suffix = f"{aside.rsplit('.', 1)[0]}.{suffix}", suffix + 1
+    os.makedirs(aside)
+    for name in stale:
+        os.replace(os.path.join(folder, name), os.path.join(aside, name))
+    return stale, aside
 
 
 def count_batches(dataset):

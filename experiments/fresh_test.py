@@ -43,6 +43,10 @@ def fresh_test_split(data_dir=None):
 def probe_run(run_dir, train, test):
     """The main job's three probes for one run folder, on `train` / `test` arrays.
 
+    The run's `probe.max_examples` (when set) keeps the first that many
+    training rows, as `experiments.pretrain.run_probes` did; every `test`
+    image is probed.
+
     Returns {"learned" | "random" | "pixels": {"top1", "validation_top1", "l2"}}
     with accuracies in percent.
     """
@@ -59,6 +63,9 @@ def probe_run(run_dir, train, test):
                              f"Received: run_dir={run_dir!r}")
     with open(metrics_path) as f:
         config = json.load(f)["config"]
+    limit = config.get("probe", {}).get("max_examples")
+    if limit:  # the run's own probe took the first `limit` rows (run_probes)
+        train = tuple(array[:limit] for array in train)
     augmenter = common.build_augmenter(config)  # its evaluation transform, as the run's
     view = lambda x: augmenter(x, training=False)  # noqa: E731
     scores = common.probe_representations(

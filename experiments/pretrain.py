@@ -15,6 +15,9 @@ resumes from the newest backup (weights, optimizer state and step, augmenter
 random state, epoch counter); the data stream skips the batches the finished
 epochs consumed, so a resumed run sees the batches an uninterrupted one would.
 A finished run's backup is kept, so re-running it only redoes the exports.
+A fresh start (no backup in `--output_dir`) moves an earlier run's
+`checkpoints/epoch_*` files into `checkpoints/earlier_run_<time>/` first:
+left in place they would count as newer than the new run's.
 
     python -m experiments.pretrain
     python -m experiments.pretrain --config=default --epochs=2 --output_dir=/tmp/run
@@ -29,10 +32,13 @@ import time
 
 from absl import app, flags, logging
 
+from experiments import argv as argv_lib  # no TensorFlow import
+
 
 def _asks_for_determinism(argv):
-    return any(arg in ("--deterministic", "--deterministic=true", "--deterministic=True", "--deterministic=1")
-               for arg in argv[1:])
+    # Every spelling absl accepts (`--deterministic=TRUE`, `-deterministic`,
+    # `--nodeterministic` last, ...); main() checks the parsed flag as well.
+    return bool(argv_lib.bool_flag(argv, "deterministic"))
 
 
 if _asks_for_determinism(sys.argv):
@@ -84,9 +90,17 @@ def main(argv):
         raise ValueError(
             f"`--backup_every_steps` must be >= 0. Received: backup_every_steps={FLAGS.backup_every_steps}"
         )
+    common.check_steps_per_epoch(FLAGS.steps_per_epoch, "--steps_per_epoch")
+    if FLAGS.deterministic and os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0":
+        # TensorFlow read the variable at import, before the flags were
+        # parsed (e.g. the flag came from a --flagfile).
+        raise ValueError(
+            "`--deterministic` needs oneDNN off, which TensorFlow reads when it loads: pass "
+            "--deterministic on the command line, or set TF_ENABLE_ONEDNN_OPTS=0. Received: "
+            f"deterministic=True, TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')!r}"
+        )
     out = os.path.abspath(FLAGS.output_dir)
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise ValueError(f"`--output_dir` exists and is not a folder. Received: output_dir={out!r}")
+    common.check_output_dir(out)  # without creating it: a bad input leaves nothing behind
     keras.utils.set_random_seed(config["seed"])
     if FLAGS.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -97,7 +111,7 @@ def main(argv):
     train = data.load(config["dataset"], split="train", batch_size=config["batch_size"],
                       shuffle=True, drop_remainder=True, **load)
     steps = common.count_batches(train)
-    if FLAGS.steps_per_epoch:
+    if FLAGS.steps_per_epoch is not None:
         steps = min(steps, FLAGS.steps_per_epoch)
     train = train.repeat()
 
@@ -120,6 +134,14 @@ def main(argv):
     if chief:
         callbacks_lib.remove_temporaries(out, ARTEFACTS)
     resumed = backup.restore(model)
+    if resumed is None and chief:
+        # A fresh start: an earlier run's per-epoch weights (its backup was
+        # deleted to start over) would sort as newer than this run's and
+        # have them pruned at once.
+        stale, aside = common.move_stale_checkpoints(os.path.join(out, "checkpoints"))
+        if stale:
+            print(f"Starting afresh: moved {len(stale)} checkpoint(s) of an earlier run "
+                  f"({', '.join(stale)}) to {aside}.")
     initial_epoch = resumed["epoch"] if resumed else 0
     if initial_epoch:
         # The stream is shuffle(seed) -> repeat, so skipping the consumed

@@ -45,8 +45,50 @@ def _finished(path, cell):
     return record
 
 
-def run_study(study, config, output_dir, run_cell=None, log=print):
+def check_cell_config(config):
+    """`common.check_config` on an ablation config (or one cell's).
+
+    The smoke runs' conv net has no width multiplier or depth to check.
+    """
+    from experiments import common
+
+    arch = config["encoder"].get("arch", "resnet")
+    if arch not in ("resnet", "convnet"):
+        raise ValueError(f"Config `encoder.arch` must be 'resnet' or 'convnet'. Received: encoder.arch={arch!r}")
+    common.check_config(config if arch == "resnet" else {**config, "encoder": {"width_multiplier": 1}})
+
+
+def check_cells(cells):
+    """Checks every cell's config before the first one trains."""
+    for cell in cells:
+        try:
+            check_cell_config(cell.config)
+        except ValueError as err:
+            raise ValueError(f"Cell {cell.study}/{cell.id}: {err}") from None
+
+
+def _cells_folder(output_dir, study):
+    """Creates `<output_dir>/<study>/cells`, or names `--output_dir` if it cannot."""
+    folder = os.path.join(output_dir, study, "cells")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise ValueError(
+            f"`--output_dir` must be a folder this process can write; creating {folder!r} failed: "
+            f"{err.strerror or err}. Received: output_dir={output_dir!r}"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"`--output_dir` must be a folder this process can write; {folder!r} is not writable. "
+            f"Received: output_dir={output_dir!r}"
+        )
+
+
+def run_study(study, config, output_dir, run_cell=None, log=print, set_keys=()):
     """Runs the unfinished cells of `study`; returns every cell's record.
+
+    Every cell's config, every finished cell's fingerprint and the output
+    folder are checked before the first cell runs.
 
     Args:
         study: a name in `studies.STUDIES`.
@@ -54,18 +96,22 @@ def run_study(study, config, output_dir, run_cell=None, log=print):
         output_dir: root folder; the study writes under `<output_dir>/<study>`.
         run_cell: `cell -> dict of numbers`; defaults to `cells.run_cell`.
         log: called with one progress line per cell.
+        set_keys: the dotted keys given by `--set` (`common.override_keys`);
+            one the study's own `config` overrides is refused.
 
     Returns:
         The list of records (dicts), one per cell in study order.
     """
-    cells = studies.cells_for(study, config)
+    cells = studies.cells_for(study, config, set_keys)
+    check_cells(cells)
+    finished = [_finished(cell_path(output_dir, cell), cell) for cell in cells]
+    _cells_folder(output_dir, study)
     if run_cell is None:
         from experiments.ablations.cells import run_cell
     study_dir = os.path.join(output_dir, study)
     records = []
-    for i, cell in enumerate(cells, 1):
+    for i, (cell, record) in enumerate(zip(cells, finished), 1):
         path = cell_path(output_dir, cell)
-        record = _finished(path, cell)
         if record is not None:
             top1 = record["result"].get("top1")
             log(f"[{i}/{len(cells)}] {study}/{cell.id}: finished earlier, top1={top1}")

@@ -52,11 +52,11 @@ def main(argv):
     from experiments.ablations import harness
 
     config = common.apply_overrides(load_config(FLAGS.config), FLAGS.set)
-    # The smoke runs' conv net has no width multiplier to check.
-    resnet = config["encoder"].get("arch", "resnet") == "resnet"
-    common.check_config(config if resnet else {**config, "encoder": {"width_multiplier": 1}})
+    harness.check_cell_config(config)
     out = os.path.abspath(FLAGS.output_dir)
-    records = harness.run_study(FLAGS.study, config, out)
+    # run_study checks every cell and the output folder before the first
+    # cell trains, and refuses a --set key the study's own config overrides.
+    records = harness.run_study(FLAGS.study, config, out, set_keys=common.override_keys(FLAGS.set))
     print(f"\n{FLAGS.study}: {len(records)} cells")
     for record in records:
         result = record["result"]

@@ -192,14 +192,51 @@ _BUILDERS = {
 }
 
 
-def cells_for(study, config):
+def _lookup(tree, key):
+    """(True, value) when the nested dict `tree` sets the dotted `key` (or a
+    value in place of one of its sections), else (False, None)."""
+    node = tree
+    for part in key.split("."):
+        if not isinstance(node, dict):
+            return True, node
+        if part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def check_set_keys(study, config, set_keys):
+    """Refuses a top-level `--set` key that the study's `config` section overrides.
+
+    `set_keys` are the dotted keys given by `--set` (`common.override_keys`);
+    those under `studies.` are the study's own and pass. A key the study's
+    `config` sets to another value would be silently dropped from every cell.
+    """
+    overrides = (config.get("studies", {}).get(study) or {}).get("config") or {}
+    for key in set_keys:
+        if key.split(".")[0] == "studies":
+            continue
+        found, theirs = _lookup(overrides, key)
+        if found and theirs != _lookup(config, key)[1]:
+            raise ValueError(
+                f"`--set {key}` has no effect on the {study} study: its own config sets "
+                f"studies.{study}.config.{key}={theirs!r}. Set `studies.{study}.config.{key}` "
+                f"instead. Received: {key}={_lookup(config, key)[1]!r}"
+            )
+
+
+def cells_for(study, config, set_keys=()):
     """The cells of `study` under the ablation `config`, in run order.
 
+    `set_keys`: the dotted keys given by `--set`, checked by `check_set_keys`.
+
     Raises:
-        ValueError: naming an unknown study, or a study the config lacks.
+        ValueError: naming an unknown study, a study the config lacks, or a
+            `--set` key the study's own config overrides.
     """
     if study not in _BUILDERS:
         raise ValueError(f"Unknown study; known: {list(STUDIES)}. Received: study={study!r}")
+    check_set_keys(study, config, set_keys)
     section, base = _study_config(study, config)
     cells = _BUILDERS[study](section, base)
     ids = [c.id for c in cells]
