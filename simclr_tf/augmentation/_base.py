@@ -6,9 +6,15 @@ Every layer accepts uint8 (or any integer dtype, read as [0, 255]) or floating
 ``(H, W, C)``, and returns float32 RGB in [0, 1] with the same rank. Shape and
 dtype problems are reported when the call is traced, from static information,
 so they surface as a ``ValueError`` naming the argument rather than as an error
-deep inside TensorFlow.
+deep inside TensorFlow; symbolic use (``keras.Input``) gets the same checks.
+Pixel values are checked on the host for eager calls; in traced calls
+(``tf.function``, ``tf.data``, ``fit``) floating input gets one in-graph
+min/max check per batch, so a float image on the 0-255 scale raises instead of
+being clipped to white (under XLA TensorFlow drops that assert). The layers
+compute in float32 and do not autocast their input under a mixed dtype policy.
 """
 
+import math
 import numbers
 
 import keras
@@ -23,21 +29,28 @@ from simclr_tf.augmentation import _random
 _FLOAT_SLACK = 1e-3
 
 
-def check_images(images, name="images"):
-    """Converts to a tensor and checks rank, channels and dtype statically."""
-    images = ops.convert_to_tensor(images) if not _is_tensor(images) else images
-    dtype = keras.backend.standardize_dtype(images.dtype)
-    if not (dtype.startswith("float") or dtype.startswith("int") or dtype.startswith("uint") or dtype == "bfloat16"):
-        raise ValueError(
-            f"`{name}` must be an integer image in [0, 255] or a floating image in [0, 1]. "
-            f"Received: {name}.dtype={dtype}"
-        )
-    if getattr(images.shape, "rank", 0) is None:  # a graph tensor of unknown rank
+def check_image_spec(shape, dtype=None, name="images"):
+    """The static part of the image checks: rank, channels, dtype, empty sides.
+
+    Shared by ``check_images`` (calls) and the layers' ``compute_output_shape``
+    / ``compute_output_spec`` (symbolic use, e.g. ``keras.Input``), so a model
+    cannot be built on inputs the layers would refuse at call time. ``shape``
+    is a tuple (or None for an unknown rank); ``dtype`` None skips the dtype check.
+    """
+    if dtype is not None:
+        dtype = keras.backend.standardize_dtype(dtype)
+        if not (dtype.startswith("float") or dtype.startswith("int") or dtype.startswith("uint")
+                or dtype == "bfloat16"):
+            raise ValueError(
+                f"`{name}` must be an integer image in [0, 255] or a floating image in [0, 1]. "
+                f"Received: {name}.dtype={dtype}"
+            )
+    if shape is None:  # a graph tensor of unknown rank
         raise ValueError(
             f"`{name}` must have a known rank: 4 (batch, height, width, channels) or 3 (one image). "
             f"Received: {name} of unknown rank"
         )
-    shape = tuple(images.shape)
+    shape = tuple(shape)
     if len(shape) not in (3, 4):
         raise ValueError(
             f"`{name}` must have rank 4 (batch, height, width, channels) or rank 3 (one image). "
@@ -47,23 +60,40 @@ def check_images(images, name="images"):
         raise ValueError(f"`{name}` must have 1 or 3 channels (last axis). Received: {name}.shape={shape}")
     if 0 in shape[-3:-1]:
         raise ValueError(f"`{name}` must have height and width >= 1. Received: {name}.shape={shape}")
-    check_values(images, dtype, name)
+    return shape
+
+
+def check_images(images, name="images", layer=None):
+    """Converts to a tensor and checks rank, channels and dtype statically.
+
+    Pixel values are checked on the host for concrete (eager) input; in traced
+    calls floating input gets an in-graph range check (``check_float_range``).
+    ``layer`` names the calling layer in that check's message.
+    """
+    images = ops.convert_to_tensor(images) if not _is_tensor(images) else images
+    dtype = keras.backend.standardize_dtype(images.dtype)
+    rank = getattr(images.shape, "rank", 0)
+    check_image_spec(None if rank is None else tuple(images.shape), dtype, name)
+    if not check_values(images, dtype, name):
+        images = check_float_range(images, dtype, name, layer)
     return images
 
 
 def check_values(images, dtype, name="images"):
-    """Checks pixel values when they are concrete (eager calls).
+    """Checks pixel values when they are concrete (eager calls); returns
+    whether it could (False for symbolic and traced tensors).
 
-    Traced calls (`fit`, `tf.function`, `tf.data`, XLA) skip this: a pass over
-    every pixel of every batch would cost training time, and the data loaders
-    already check values where data enters.
+    Traced calls (`fit`, `tf.function`, `tf.data`, XLA) skip these full checks
+    (NaN, integer range): a pass over every pixel of every batch would cost
+    training time, and the data loaders already check values where data
+    enters. Floating input still gets ``check_float_range`` there.
     """
     try:
         values = np.asarray(keras.ops.convert_to_numpy(images))
     except Exception:  # noqa: BLE001 - symbolic tensors cannot be read
-        return
+        return False
     if values.size == 0 or dtype == "uint8":
-        return
+        return True
     if dtype.startswith("float") or dtype == "bfloat16":
         values = values.astype("float32")
         if not np.all(np.isfinite(values)):
@@ -81,6 +111,39 @@ def check_values(images, dtype, name="images"):
                 f"Integer `{name}` must lie in [0, 255]. Received: {name}.dtype={dtype} "
                 f"with min={low}, max={high}"
             )
+    return True
+
+
+def check_float_range(images, dtype, name="images", layer=None):
+    """In-graph check that traced floating images lie in [0, 1] (with slack).
+
+    The common mistake it catches is a float image on the 0-255 scale, e.g.
+    ``tf.image.resize`` of uint8 data inside a ``tf.data`` map: without it the
+    pixels would be clipped to [0, 1] (nearly all white) without a word. It
+    costs one max and one min reduction per batch; integer input is skipped.
+    Raises ``InvalidArgumentError`` when the graph runs. Under XLA
+    (``jit_compile=True``) TensorFlow compiles ``Assert`` to a no-op, so the
+    check is dropped there.
+    """
+    if not (dtype.startswith("float") or dtype == "bfloat16") or keras.backend.backend() != "tensorflow":
+        return images
+    import tensorflow as tf
+
+    if tf.executing_eagerly():
+        return images
+    who = f"{layer}: " if layer else ""
+    message = (
+        f"{who}floating `{name}` must lie in [0, 1]; pass uint8 (or integer) images for the 0-255 scale "
+        f"(e.g. cast the output of tf.image.resize to uint8, or divide it by 255). Received: {name} with"
+    )
+    high = tf.cast(tf.reduce_max(images), "float32")
+    low = tf.cast(tf.reduce_min(images), "float32")
+    checks = [
+        tf.debugging.assert_less_equal(high, 1.0 + _FLOAT_SLACK, message=f"{message} max > 1", summarize=1),
+        tf.debugging.assert_greater_equal(low, -_FLOAT_SLACK, message=f"{message} min < 0", summarize=1),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(images)
 
 
 def _is_tensor(x):
@@ -136,6 +199,18 @@ def is_number(value):
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
+def is_finite_number(value):
+    """A Python or NumPy real number, not a bool, NaN or infinite."""
+    return is_number(value) and math.isfinite(value)
+
+
+def validate_bool(name, value):
+    """A real bool (Python or NumPy): ``bool("false")`` would be True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"`{name}` must be a bool. Received: {name}={value!r}")
+    return bool(value)
+
+
 def validate_rate(name, value):
     if not is_number(value) or not 0.0 <= value <= 1.0:
         raise ValueError(f"`{name}` must be a probability in [0, 1]. Received: {name}={value!r}")
@@ -145,9 +220,12 @@ def validate_rate(name, value):
 def validate_range(name, value, low=None, high=None, allow_equal=True):
     """A (min, max) pair of numbers with min <= max, optionally inside [low, high]."""
     try:
-        lo, hi = (float(v) for v in value)
+        lo, hi = value
     except (TypeError, ValueError):
         raise ValueError(f"`{name}` must be a pair (min, max) of numbers. Received: {name}={value}") from None
+    if not (is_finite_number(lo) and is_finite_number(hi)):
+        raise ValueError(f"`{name}` must be a pair (min, max) of finite numbers. Received: {name}={value}")
+    lo, hi = float(lo), float(hi)
     if lo > hi or (not allow_equal and lo == hi):
         raise ValueError(f"`{name}` must be a range (min, max) with min <= max. Received: {name}={value}")
     if (low is not None and lo < low) or (high is not None and hi > high):
@@ -164,8 +242,8 @@ def validate_positive_int(name, value, allow_none=False):
 
 
 def validate_non_negative(name, value):
-    if not is_number(value) or value < 0:
-        raise ValueError(f"`{name}` must be a non-negative number. Received: {name}={value}")
+    if not is_finite_number(value) or value < 0:
+        raise ValueError(f"`{name}` must be a finite non-negative number. Received: {name}={value}")
     return float(value)
 
 
@@ -178,19 +256,36 @@ class BaseAugmentation(keras.layers.Layer):
     """
 
     def __init__(self, seed=None, **kwargs):
+        # The layers compute in float32 whatever the global dtype policy: with
+        # Keras's default autocast, a `mixed_float16` / `mixed_bfloat16` policy
+        # would quantise float32 images before `call` (the outputs stay float32).
+        kwargs.setdefault("autocast", False)
+        # Private: a generator owned (and tracked) by a parent layer that reuses
+        # this layer's code (`SimCLRAugmentation`); see `_share_seed_generator`.
+        shared = kwargs.pop("_seed_generator", None)
         super().__init__(**kwargs)
         if seed is not None and not is_integer(seed):
             raise ValueError(f"`seed` must be an integer or None. Received: seed={seed!r}")
         self.seed = None if seed is None else int(seed)
-        # Created here, not in build, so no variable appears after compile.
-        self.seed_generator = keras.random.SeedGenerator(self.seed, name=f"{self.name}_seed")
+        if shared is not None:
+            self._share_seed_generator(shared)
+        else:
+            # Created here, not in build, so no variable appears after compile.
+            self.seed_generator = keras.random.SeedGenerator(self.seed, name=f"{self.name}_seed")
         self.built = True
+
+    def _share_seed_generator(self, seed_generator):
+        # Bypasses Keras's attribute tracking: the parent tracks the generator;
+        # tracked here too, `variables` would list its state twice (Keras does
+        # not deduplicate seed states across sub-layers).
+        object.__setattr__(self, "seed_generator", seed_generator)
 
     def prepare(self, images):
         return to_rgb(to_float(images))
 
     def call(self, images, training=True):
-        images = check_images(images)
+        images = check_images(images, layer=self.name)
+        self.check_input_shape(tuple(images.shape), training)
         unbatched = len(images.shape) == 3
         if unbatched:
             images = ops.expand_dims(images, 0)
@@ -202,16 +297,25 @@ class BaseAugmentation(keras.layers.Layer):
     def augment(self, images, training):
         raise NotImplementedError
 
+    def check_input_shape(self, shape, training=True):
+        """Layer-specific static checks on the input shape as passed (rank 3
+        or 4, already through ``check_image_spec``); none by default."""
+
     def output_spatial_shape(self, height, width):
         return height, width
 
     def compute_output_shape(self, input_shape):
-        input_shape = tuple(input_shape)
+        input_shape = check_image_spec(None if input_shape is None else tuple(input_shape))
+        self.check_input_shape(input_shape)
         h, w = self.output_spatial_shape(input_shape[-3], input_shape[-2])
         return input_shape[:-3] + (h, w, 3)
 
     def compute_output_spec(self, images, training=True):
-        return keras.KerasTensor(self.compute_output_shape(images.shape), dtype="float32")
+        rank = getattr(images.shape, "rank", len(images.shape) if images.shape is not None else None)
+        shape = check_image_spec(None if rank is None else tuple(images.shape), images.dtype)
+        self.check_input_shape(shape, training)
+        h, w = self.output_spatial_shape(shape[-3], shape[-2])
+        return keras.KerasTensor(shape[:-3] + (h, w, 3), dtype="float32")
 
     def uniform(self, shape, minval=0.0, maxval=1.0):
         return _random.uniform(self.seed_generator, shape, minval, maxval)

@@ -27,11 +27,13 @@ def _per_image(x):
 class Cutout(_base.BaseAugmentation):
     """Fills one random square per image with ``fill_value``.
 
-    The square's centre is uniform over the image, so it may be clipped at the
-    border (as in DeVries and Taylor's cutout).
+    The square's side is ``size * min(height, width)`` pixels (a square on
+    non-square images too, as DeVries and Taylor's cutout). Its centre is
+    uniform over the image, so it may be clipped at the border.
 
     Args:
-        size: side of the square as a fraction of the image side, in (0, 1].
+        size: side of the square as a fraction of the image's shorter side,
+            in (0, 1].
         fill_value: value written into the square, in [0, 1].
         seed: int or None.
 
@@ -47,7 +49,7 @@ class Cutout(_base.BaseAugmentation):
 
     def __init__(self, size=0.5, fill_value=0.0, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
-        if not _base.is_number(size) or not 0.0 < size <= 1.0:
+        if not _base.is_finite_number(size) or not 0.0 < size <= 1.0:
             raise ValueError(f"`size` must be a fraction in (0, 1]. Received: size={size}")
         self.size = float(size)
         self.fill_value = _base.validate_rate("fill_value", fill_value)
@@ -60,12 +62,11 @@ class Cutout(_base.BaseAugmentation):
         height = ops.cast(shape[1], "float32")
         width = ops.cast(shape[2], "float32")
         centre = self.uniform((_base.batch_size(images), 2))
-        half_h = self.size * height / 2.0
-        half_w = self.size * width / 2.0
+        half = self.size * ops.minimum(height, width) / 2.0
         rows = ops.cast(ops.arange(shape[1]), "float32")[None, :] + 0.5
         cols = ops.cast(ops.arange(shape[2]), "float32")[None, :] + 0.5
-        in_rows = ops.abs(rows - centre[:, 0:1] * height) < half_h
-        in_cols = ops.abs(cols - centre[:, 1:2] * width) < half_w
+        in_rows = ops.abs(rows - centre[:, 0:1] * height) < half
+        in_cols = ops.abs(cols - centre[:, 1:2] * width) < half
         inside = ops.logical_and(in_rows[:, :, None, None], in_cols[:, None, :, None])
         return ops.where(inside, self.fill_value, images)
 
@@ -164,8 +165,10 @@ class GaussianNoise(_base.BaseAugmentation):
 class RandomRotate90(_base.BaseAugmentation):
     """Rotates each image by 90, 180 or 270 degrees (uniformly, per image).
 
-    Images must be square when batched (a batch cannot mix orientations of a
-    non-square shape).
+    In training, images must be square, batched or not (a 90-degree turn of
+    a non-square image changes its shape, and a batch cannot mix shapes), with
+    a height and width known when the call is traced. ``training=False``
+    returns the images unchanged, of any shape.
 
     Args:
         seed: int or None.
@@ -180,14 +183,23 @@ class RandomRotate90(_base.BaseAugmentation):
         Representations" (2020), figure 4.
     """
 
+    def check_input_shape(self, shape, training=True):
+        # On the shape as passed (not the internal batch of one), and before
+        # tracing when the sides are known; a side of None is allowed for
+        # symbolic inputs (`augment` refuses it if still unknown when traced).
+        height, width = shape[-3], shape[-2]
+        if training and height is not None and width is not None and height != width:
+            raise ValueError(f"`RandomRotate90` needs square images. Received: images.shape={tuple(shape)}")
+
     def augment(self, images, training):
         images = self.prepare(images)
         if not training:
             return images
         height, width = images.shape[1], images.shape[2]
-        if height is None or width is None or height != width:
+        if height is None or width is None:
             raise ValueError(
-                f"`RandomRotate90` needs square images of static size. Received: images.shape={tuple(images.shape)}"
+                "`RandomRotate90` needs square images of static height and width. "
+                f"Received: images of height={height}, width={width}"
             )
         quarter = ops.floor(self.uniform((_base.batch_size(images),), 1.0, 4.0))
         transposed = ops.transpose(images, (0, 2, 1, 3))

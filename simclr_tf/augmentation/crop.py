@@ -348,7 +348,7 @@ class RandomResizedCrop(_base.BaseAugmentation):
         if interpolation not in INTERPOLATIONS:
             raise ValueError(f"`interpolation` must be one of {INTERPOLATIONS}. Received: interpolation={interpolation}")
         self.interpolation = interpolation
-        self.antialias = bool(antialias)
+        self.antialias = _base.validate_bool("antialias", antialias)
         self.flip_rate = _base.validate_rate("flip_rate", flip_rate)
         self.max_attempts = _base.validate_positive_int("max_attempts", max_attempts)
         if not _base.is_number(eval_crop_fraction) or not 0.0 < eval_crop_fraction <= 1.0:
@@ -359,7 +359,7 @@ class RandomResizedCrop(_base.BaseAugmentation):
         return images
 
     def call(self, images, training=True):
-        images = _base.check_images(images)
+        images = _base.check_images(images, layer=self.name)
         unbatched = len(images.shape) == 3
         if unbatched:
             images = ops.expand_dims(images, 0)

@@ -29,8 +29,9 @@ class SimCLRAugmentation(_base.BaseAugmentation):
     Inside your own Keras model, give it an input of the data's dtype
     (``keras.Input(shape, dtype="uint8")``) or feed floats in [0, 1]: with
     Keras's default float32 ``Input``, uint8 batches are cast to floats in
-    [0, 255], and inside ``fit`` (a traced step, where pixel values are not
-    checked) they would be clipped to [0, 1]. ``SimCLR`` needs no such care:
+    [0, 255], which the layer refuses (inside a traced step, with an
+    in-graph check that XLA drops: there they would be clipped to [0, 1]).
+    ``SimCLR`` needs no such care:
     it hands the raw batch to the augmenter.
 
     Args:
@@ -113,7 +114,7 @@ class SimCLRAugmentation(_base.BaseAugmentation):
         if interpolation not in INTERPOLATIONS:
             raise ValueError(f"`interpolation` must be one of {INTERPOLATIONS}. Received: interpolation={interpolation}")
         self.interpolation = interpolation
-        self.antialias = bool(antialias)
+        self.antialias = _base.validate_bool("antialias", antialias)
         if eval_crop_fraction is not None and (
                 not _base.is_number(eval_crop_fraction) or not 0.0 < eval_crop_fraction <= 1.0):
             raise ValueError(
@@ -122,22 +123,22 @@ class SimCLRAugmentation(_base.BaseAugmentation):
         self.eval_crop_fraction = eval_crop_fraction
         fraction = eval_crop_fraction if eval_crop_fraction is not None else (
             1.0 if self.image_size <= 32 else 0.875)
-        # Sub-layers hold the arguments; they share this layer's seed generator
-        # so the layer has exactly one random state.
+        # Sub-layers hold the arguments; they are built on this layer's seed
+        # generator (creating none of their own, and not tracking it again), so
+        # the layer has exactly one random state and `variables` lists it once.
         self._crop = RandomResizedCrop(
-            self.image_size, self.crop_area_range, self.crop_aspect_ratio_range, interpolation, antialias,
+            self.image_size, self.crop_area_range, self.crop_aspect_ratio_range, interpolation, self.antialias,
             flip_rate=0.5 if flip else 0.0, eval_crop_fraction=fraction, name=f"{self.name}_crop",
+            _seed_generator=self.seed_generator,
         )
         self._color = ColorDistortion(
             self.color_strength, self.jitter_rate, self.grayscale_rate, variant=jitter_variant,
-            name=f"{self.name}_color",
+            name=f"{self.name}_color", _seed_generator=self.seed_generator,
         )
-        self._crop.seed_generator = self.seed_generator
-        self._color.seed_generator = self.seed_generator
         self.kernel_size = default_kernel_size(self.image_size)
 
     def call(self, images, training=True):
-        images = _base.check_images(images)
+        images = _base.check_images(images, layer=self.name)
         unbatched = len(images.shape) == 3
         if unbatched:
             images = keras.ops.expand_dims(images, 0)
