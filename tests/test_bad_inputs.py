@@ -59,10 +59,20 @@ def test_augmenter_rejects(augmenter, row):
         augmenter(images, training=True)
 
 
-def test_augmenter_skips_value_checks_when_traced(augmenter):
-    """Documented: NaN and range checks run on concrete (eager) inputs only."""
-    out = tf.function(lambda x: augmenter(x, training=False))(image_batch("float32", 2.0))
+def test_augmenter_traced_value_checks(augmenter):
+    """A14: in traced calls floating input outside [0, 1] (NaN included)
+    raises in-graph, in either mode; integer input is not value-checked."""
+    out = tf.function(lambda x: augmenter(x, training=False))(image_batch("int32", 300))
     assert out.shape == (2, SIZE, SIZE, 3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"max > 1 \(or NaN\)"):
+        tf.function(lambda x: augmenter(x, training=False))(image_batch("float32", np.nan))
+    for training in (False, True):
+        fn = tf.function(lambda x, training=training: augmenter(x, training=training))
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"floating `images` must lie in \[0, 1\].*max > 1"):
+            fn(image_batch("float32", 255.0))
+    ds = tf.data.Dataset.from_tensors(image_batch("float32", -0.5)).map(lambda x: augmenter(x))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="min < 0"):
+        next(iter(ds))
     with pytest.raises(ValueError, match="1 or 3 channels"):  # static checks still run
         tf.function(lambda x: augmenter(x))(np.zeros((2, SIZE, SIZE, 4), "float32"))
 

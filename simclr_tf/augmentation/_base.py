@@ -117,7 +117,8 @@ def check_values(images, dtype, name="images"):
 def check_float_range(images, dtype, name="images", layer=None):
     """In-graph check that traced floating images lie in [0, 1] (with slack).
 
-    The common mistake it catches is a float image on the 0-255 scale, e.g.
+    NaN and Inf pixels fail it too. The common mistake it catches is a float
+    image on the 0-255 scale, e.g.
     ``tf.image.resize`` of uint8 data inside a ``tf.data`` map: without it the
     pixels would be clipped to [0, 1] (nearly all white) without a word. It
     costs one max and one min reduction per batch; integer input is skipped.
@@ -139,8 +140,11 @@ def check_float_range(images, dtype, name="images", layer=None):
     high = tf.cast(tf.reduce_max(images), "float32")
     low = tf.cast(tf.reduce_min(images), "float32")
     checks = [
-        tf.debugging.assert_less_equal(high, 1.0 + _FLOAT_SLACK, message=f"{message} max > 1", summarize=1),
-        tf.debugging.assert_greater_equal(low, -_FLOAT_SLACK, message=f"{message} min < 0", summarize=1),
+        # NaN fails these comparisons too, so NaN pixels are caught here as well.
+        tf.debugging.assert_less_equal(high, 1.0 + _FLOAT_SLACK, message=f"{message} max > 1 (or NaN)",
+                                       summarize=1),
+        tf.debugging.assert_greater_equal(low, -_FLOAT_SLACK, message=f"{message} min < 0 (or NaN)",
+                                          summarize=1),
     ]
     with tf.control_dependencies(checks):
         return tf.identity(images)
