@@ -11,14 +11,29 @@ under `MirroredStrategy` refuses variables created after `compile` ("optimizer
 can only be called for the variables it was originally built with").
 
 `call(images)` applies the augmenter's evaluation transform and the encoder,
-so `predict` on raw images returns the representation h.
+so `predict` on raw images returns the representation h (dict batches
+`{"image": ..., "label": ...}` and `(images, labels)` tuples are unpacked as
+`fit` unpacks them).
+
+Metrics are weighted by the global batch size. A batch of fewer than 2 images
+has no negatives, so its NT-Xent is meaningless: it gets weight 0 in the
+metrics and, on one device, the training step is skipped (no weight, batch-norm
+statistic or optimiser update). `evaluate` draws its views from a fixed
+validation state of the augmenter's seed generators and restores their
+training state afterwards, so it is reproducible and consumes no training
+randomness (validation in `fit` leaves the training trajectory unchanged).
+
+SimCLR's loss has no per-example weights: `sample_weight`, `class_weight`,
+`weighted_metrics` and `loss_weights` raise a ValueError.
 
 With `num_classes`, an online linear probe (a Dense layer on
 `stop_gradient(h)` of the first view, with its own optimiser) trains
-alongside pretraining whenever batches carry labels, and reports `probe_loss`
-and `probe_acc`; no probe gradient reaches the encoder.
+alongside pretraining whenever batches carry integer labels, and reports
+`probe_loss` and `probe_acc` (only then: unlabelled batches log no probe keys);
+no probe gradient reaches the encoder.
 """
 
+import contextlib
 import numbers
 
 import keras
@@ -31,8 +46,23 @@ from simclr_tf.heads import ProjectionHead
 from simclr_tf.losses import nt_xent
 
 
+# Counter of the augmenter's seed-generator states while `evaluate` draws
+# views: far from any count training reaches (one per draw), and within
+# uint32, which the augmentation's hash reads.
+_VALIDATION_COUNTER = 1 << 30
+
+
 def _unpack(data):
     """Images and optional labels from the batch forms `fit` may pass."""
+    if isinstance(data, (tuple, list)) and len(data) > 2 and any(
+        x is not None for x in data[2:]
+    ):
+        raise ValueError(
+            "SimCLR's contrastive loss has no per-example weights, so `sample_weight` and "
+            "`class_weight` (which Keras turns into sample weights) are not supported; pass "
+            "images or (images, labels). Received: a batch of "
+            f"{len(data)} elements (images, labels, sample_weight)"
+        )
     if isinstance(data, dict):
         if "image" not in data:
             raise ValueError(
@@ -48,6 +78,44 @@ def _unpack(data):
             return images, (data[1] if len(data) > 1 else labels)
         return data[0], (data[1] if len(data) > 1 else None)
     return data, None
+
+
+def _images(data):
+    """The images of a batch given as images, a dict or an (images, ...) tuple."""
+    if isinstance(data, dict) or (isinstance(data, (tuple, list)) and len(data) > 0):
+        if isinstance(data, (tuple, list)):
+            data = data[:2]  # `predict` drops labels and weights itself
+        return _unpack(data)[0]
+    return data
+
+
+def _global_batch_size(images):
+    """The number of images in the global batch, a float32 scalar."""
+    n = ops.cast(ops.shape(images)[0] if len(images.shape) == 4 else 1, "float32")
+    ctx = tf.distribute.get_replica_context()
+    if ctx is not None and ctx.num_replicas_in_sync > 1:
+        n = ctx.all_reduce(tf.distribute.ReduceOp.SUM, n)
+    return n
+
+
+def _seed_generators(augmenter):
+    """Every `keras.random.SeedGenerator` reachable from the augmenter (its
+    layers' seed generators and any held as attributes), one per state."""
+    objects = (augmenter._flatten_layers(include_self=True, recursive=True)  # noqa: SLF001
+               if isinstance(augmenter, keras.layers.Layer) else [augmenter])
+    found, seen = [], set()
+    for obj in objects:
+        candidates = list(getattr(obj, "_seed_generators", None) or [])
+        for value in getattr(obj, "__dict__", {}).values():
+            if isinstance(value, (list, tuple)):
+                candidates.extend(value)
+            else:
+                candidates.append(value)
+        for generator in candidates:
+            if isinstance(generator, keras.random.SeedGenerator) and id(generator.state) not in seen:
+                seen.add(id(generator.state))
+                found.append(generator)
+    return found
 
 
 def _multi_worker():
@@ -125,11 +193,16 @@ class SimCLR(keras.Model):
                 f"`temperature` must be a number > 0. Received: temperature={temperature!r}"
             )
         temperature = float(temperature)
-        if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 2):
+        if num_classes is not None and (
+            isinstance(num_classes, (bool, np.bool_))
+            or not isinstance(num_classes, numbers.Integral)
+            or num_classes < 2
+        ):
             raise ValueError(
                 "`num_classes` must be an integer >= 2 or None. "
-                f"Received: num_classes={num_classes!r}"
+                f"Received: num_classes={num_classes!r} (type {type(num_classes).__name__})"
             )
+        num_classes = None if num_classes is None else int(num_classes)
         self.encoder = encoder
         self.projection_head = projection_head if projection_head is not None else ProjectionHead()
         self.augmenter = augmenter
@@ -188,6 +261,12 @@ class SimCLR(keras.Model):
                     f"SimCLR computes its own loss and metrics; do not pass `{arg}`. "
                     f"Received: {arg}={kwargs[arg]!r}"
                 )
+        for arg in ("weighted_metrics", "loss_weights"):
+            if kwargs.get(arg) is not None:
+                raise ValueError(
+                    "SimCLR's contrastive loss has no per-example or per-output weights; "
+                    f"do not pass `{arg}`. Received: {arg}={kwargs[arg]!r}"
+                )
         super().compile(optimizer=optimizer, **kwargs)
         # Built now, on the contrastive variables only, so no variable is
         # created later inside a distributed step.
@@ -219,6 +298,7 @@ class SimCLR(keras.Model):
                 self.optimizer.build(self.contrastive_variables)
 
     def call(self, images, training=False):
+        images = _images(images)
         views = self.augmenter(images, training=False)
         return self.encoder(views, training=training)
 
@@ -232,11 +312,12 @@ class SimCLR(keras.Model):
     def _check_batch(self, images):
         # One image has no negatives: NT-Xent is 0 with zero gradient, so
         # training would silently learn nothing. Checked when the batch size
-        # is static (on one device a dynamic last batch of 1 only costs one
-        # empty step; a replica left with no images fails, docs/ERRORS.md).
+        # is static (on one device `train_step` skips a dynamic last batch of
+        # 1; a replica left with no images fails, docs/ERRORS.md).
         ctx = tf.distribute.get_replica_context()
         replicas = ctx.num_replicas_in_sync if ctx is not None else 1
-        batch = images.shape[0] if len(images.shape) else None
+        # A rank-3 input is one image (the augmenter batches it).
+        batch = images.shape[0] if len(images.shape) == 4 else 1 if len(images.shape) == 3 else None
         if batch is not None and batch * replicas < 2:
             raise ValueError(
                 "SimCLR needs a global batch of at least 2 images (NT-Xent takes its negatives "
@@ -258,6 +339,19 @@ class SimCLR(keras.Model):
         loss, stats = nt_xent(z1, z2, self.temperature, return_metrics=True)
         return loss, stats, h1
 
+    def _probe_labels(self, labels):
+        """The labels the probe trains on, or None (no probe, no labels).
+        Checked at trace time: the probe needs integer class indices."""
+        if self.probe is None or labels is None:
+            return None
+        dtype = keras.backend.standardize_dtype(labels.dtype)
+        if not dtype.startswith(("int", "uint")):
+            raise ValueError(
+                "Probe labels must be integer class indices in [0, num_classes). "
+                f"Received: labels.dtype={dtype}"
+            )
+        return labels
+
     def _probe_loss(self, h, labels):
         logits = ops.cast(self.probe(ops.stop_gradient(h)), "float32")
         loss = ops.mean(
@@ -265,15 +359,31 @@ class SimCLR(keras.Model):
         )
         return loss, logits
 
-    def _update_metrics(self, loss, stats, probe=None):
-        self.loss_tracker.update_state(loss)
-        self.acc_tracker.update_state(stats["contrastive_acc"])
-        self.entropy_tracker.update_state(stats["contrastive_entropy"])
+    def _update_metrics(self, loss, stats, weight, probe=None):
+        """`weight`: the global batch size, or 0 for a batch of fewer than
+        2 images. The probe's loss is weighted by the replica's own batch
+        (its mean over those images), its accuracy counts images."""
+        self.loss_tracker.update_state(loss, sample_weight=weight)
+        self.acc_tracker.update_state(stats["contrastive_acc"], sample_weight=weight)
+        self.entropy_tracker.update_state(stats["contrastive_entropy"], sample_weight=weight)
         if probe is not None:
             probe_loss, labels, logits = probe
-            self.probe_loss_tracker.update_state(probe_loss)
+            self.probe_loss_tracker.update_state(
+                probe_loss, sample_weight=ops.cast(ops.shape(logits)[0], "float32")
+            )
             self.probe_acc_tracker.update_state(labels, logits)
-        logs = {m.name: m.result() for m in self.metrics}
+        return self._logs(with_probe=probe is not None)
+
+    def _logs(self, with_probe):
+        # Probe keys only when a probe update ran (batches carry labels, known
+        # at trace time): 0.0 for a probe that never ran reads as 0% accuracy.
+        trackers = [self.loss_tracker, self.acc_tracker, self.entropy_tracker]
+        if with_probe:
+            trackers += [self.probe_loss_tracker, self.probe_acc_tracker]
+        return {m.name: m.result() for m in trackers}
+
+    @staticmethod
+    def _step_outputs(logs):
         if _multi_worker():
             # Keras 3 reduces step outputs across workers with
             # strategy.reduce(MEAN, v, axis=0), which fails on scalars
@@ -283,8 +393,12 @@ class SimCLR(keras.Model):
             logs = {k: ops.reshape(v, (1,)) for k, v in logs.items()}
         return logs
 
-    def train_step(self, data):
-        images, labels = _unpack(data)
+    @staticmethod
+    def _batch_weight(images):
+        n = _global_batch_size(images)
+        return ops.where(n >= 2.0, n, ops.zeros_like(n))
+
+    def _train_step(self, images, labels):
         variables = self.contrastive_variables
         with tf.GradientTape() as tape:
             loss, stats, h1 = self._contrastive_step(images, training=True)
@@ -297,7 +411,7 @@ class SimCLR(keras.Model):
         self.optimizer.apply_gradients(zip(grads, variables))
 
         probe = None
-        if self.probe is not None and labels is not None:
+        if labels is not None:
             with tf.GradientTape() as probe_tape:
                 probe_loss, logits = self._probe_loss(h1, labels)
                 scaled_probe = scale_loss_for_distribution(probe_loss)
@@ -305,19 +419,70 @@ class SimCLR(keras.Model):
             probe_grads = probe_tape.gradient(scaled_probe, probe_vars)
             self.probe_optimizer.apply_gradients(zip(probe_grads, probe_vars))
             probe = (probe_loss, labels, logits)
-        return self._update_metrics(total, stats, probe)
+        return self._update_metrics(total, stats, self._batch_weight(images), probe)
+
+    def train_step(self, data):
+        images, labels = _unpack(data)
+        labels = self._probe_labels(labels)
+        static_batch = images.shape[0] if len(images.shape) == 4 else 1
+        if static_batch is None and not tf.distribute.has_strategy():
+            # A dynamic batch (a short last batch) of one image has no
+            # negatives: skip the whole step, so it moves no weight, no BN
+            # statistic and no optimiser state (Adam's moments, LARS's
+            # decay), and adds nothing to the metrics. Under a strategy a
+            # global batch of 1 leaves a replica without images, which fails
+            # (docs/ERRORS.md); there it only gets metric weight 0.
+            logs = tf.cond(
+                ops.shape(images)[0] >= 2,
+                lambda: self._train_step(images, labels),
+                lambda: self._logs(with_probe=labels is not None),
+            )
+        else:
+            logs = self._train_step(images, labels)
+        return self._step_outputs(logs)
 
     def test_step(self, data):
         images, labels = _unpack(data)
+        labels = self._probe_labels(labels)
         loss, stats, _ = self._contrastive_step(images, training=False)
         if self.losses:  # as in train_step, so `val_loss` compares with `loss`
             loss = loss + ops.cast(ops.sum(self.losses), "float32")
         probe = None
-        if self.probe is not None and labels is not None:
+        if labels is not None:
             h = self.encoder(self.augmenter(images, training=False), training=False)
             probe_loss, logits = self._probe_loss(h, labels)
             probe = (probe_loss, labels, logits)
-        return self._update_metrics(loss, stats, probe)
+        return self._step_outputs(
+            self._update_metrics(loss, stats, self._batch_weight(images), probe)
+        )
+
+    # -- evaluation randomness -----------------------------------------
+
+    @contextlib.contextmanager
+    def _validation_randomness(self):
+        """Evaluation draws its views from a fixed state of every seed
+        generator of the augmenter, (seed, 2**30) onwards, then puts back the
+        training state: repeated `evaluate` calls see the same views, and
+        validation inside `fit` consumes none of the training draws."""
+        generators = _seed_generators(self.augmenter)
+        saved = [np.array(keras.ops.convert_to_numpy(g.state.value)) for g in generators]
+        try:
+            for generator, state in zip(generators, saved):
+                generator.state.assign(
+                    np.array([state[0], _VALIDATION_COUNTER], dtype=state.dtype)
+                )
+            yield
+        finally:
+            for generator, state in zip(generators, saved):
+                generator.state.assign(state)
+
+    def evaluate(self, *args, **kwargs):
+        with self._validation_randomness():
+            return super().evaluate(*args, **kwargs)
+
+    def test_on_batch(self, *args, **kwargs):
+        with self._validation_randomness():
+            return super().test_on_batch(*args, **kwargs)
 
     # -- serialisation --------------------------------------------------
 

@@ -138,27 +138,33 @@ def resnet(
         He et al., "Deep Residual Learning for Image Recognition", CVPR 2016;
         Chen et al., SimCLR, ICML 2020 (appendix B.9 for small images).
     """
-    if depth not in _BLOCKS:
+    if (isinstance(depth, (bool, np.bool_)) or not isinstance(depth, numbers.Integral)
+            or depth not in _BLOCKS):
         raise ValueError(
             f"`depth` must be one of {sorted(_BLOCKS)}. Received: depth={depth!r}"
         )
+    depth = int(depth)
     if (stage_widths is None or width_multiplier is not None) and (
-        isinstance(width_multiplier, bool)
-        or not isinstance(width_multiplier, (int, float))
+        isinstance(width_multiplier, (bool, np.bool_))
+        or not isinstance(width_multiplier, numbers.Real)
         or not width_multiplier > 0
     ):
         raise ValueError(
             "`width_multiplier` must be a positive number. "
-            f"Received: width_multiplier={width_multiplier!r}"
+            f"Received: width_multiplier={width_multiplier!r} "
+            f"(type {type(width_multiplier).__name__})"
         )
+    if width_multiplier is not None:
+        width_multiplier = float(width_multiplier)
     input_shape = tuple(input_shape)
     if len(input_shape) != 3 or input_shape[-1] not in (1, 3):
         raise ValueError(
             "`input_shape` must be (height, width, channels) with 1 or 3 "
             f"channels. Received: input_shape={input_shape}"
         )
-    if stem_stride not in (1, 2):
+    if isinstance(stem_stride, (bool, np.bool_)) or stem_stride not in (1, 2):
         raise ValueError(f"`stem_stride` must be 1 or 2. Received: stem_stride={stem_stride!r}")
+    stem_stride = int(stem_stride)
     if not isinstance(stem_pool, (bool, np.bool_)):
         raise ValueError(f"`stem_pool` must be True or False. Received: stem_pool={stem_pool!r}")
     if stem_pool and not (small_images and stem_stride == 1):
