@@ -227,6 +227,20 @@ def test_simclr_rejects_loss_and_unbuilt_encoder():  # M7, M8
                          augmenter=simclr_tf.SimCLRAugmentation(SIZE))
 
 
+def test_simclr_rejects_weights_and_float_probe_labels():  # M10, M11, M12
+    images = np.zeros((4, SIZE, SIZE, 3), np.uint8)
+    model = tiny_model()
+    model.compile(optimizer="sgd")
+    with pytest.raises(ValueError, match=r"no per-example weights.*`sample_weight` and `class_weight`"):
+        model.fit(images, np.arange(4), sample_weight=np.ones(4), batch_size=4, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"do not pass `weighted_metrics`"):
+        tiny_model().compile(optimizer="sgd", weighted_metrics=["accuracy"])
+    probed = tiny_model(num_classes=3)
+    probed.compile(optimizer="sgd")
+    with pytest.raises(ValueError, match=r"Probe labels must be integer class indices.*labels.dtype=float32"):
+        probed.fit(images, np.zeros(4, np.float32), batch_size=4, epochs=1, verbose=0)
+
+
 def test_uneven_replica_batches_give_the_single_device_loss(mirrored_strategy):  # M9
     """A global batch of 5 on 2 replicas splits 3 + 2: positives stay paired."""
     rng = np.random.default_rng(0)
@@ -331,6 +345,13 @@ PRETRAIN_ROWS = {
                              r"Unknown TFDS dataset name 'no_such_dataset_xyz'"),
     "P6 negative backup interval": (["--backup_every_steps=-1"], r"Received: backup_every_steps=-1"),
     "P7 output path is a file": (["--output_dir={file}"], r"`--output_dir` exists and is not a folder"),
+    "P8 word for a bool key": (["--set", "encoder.small_images=yes"],
+                               r"`--set` value for 'encoder.small_images' must be True or False.*"
+                               r"Received: encoder.small_images='yes'"),
+    "P9 output path under a file": (["--output_dir={file}/run"], r"`--output_dir` is under '.*a_file', a file"),
+    "P10 zero steps per epoch": (["--steps_per_epoch=0"],
+                                 r"`--steps_per_epoch` must be an integer >= 1, or unset.*Received: "
+                                 r"--steps_per_epoch=0"),
 }
 
 # Runs every row through pretrain.main in one fresh process: the entry points
