@@ -51,13 +51,16 @@ def main(argv, flag_values=flags.FLAGS):
     del argv
     import keras
 
+    from experiments import common
     from simclr_tf import evaluation
     from simclr_tf.io import save_keras, write_json
 
     f = flag_values
     out = os.path.abspath(f.output_dir)
     logdir = os.path.join(out, "tensorboard")
-    os.makedirs(out, exist_ok=True)
+    # Checked first, created only once the evaluation has run: a refused run
+    # (bad encoder, data or argument) leaves no empty folder behind.
+    common.check_output_dir(out)
     keras.utils.set_random_seed(f.seed)
     model = evaluation.load_encoder(f.encoder)
     train = linear_eval.load_split(f.dataset, "train", f.data_dir, None, f.seed)
@@ -69,6 +72,7 @@ def main(argv, flag_values=flags.FLAGS):
         augment=f.augment, epochs=f.epochs, batch_size=f.batch_size,
         learning_rate=f.learning_rate, seed=f.seed, return_model=True,
     )
+    os.makedirs(out, exist_ok=True)  # the evaluation ran: its arguments were good
     results = {
         "encoder": os.path.abspath(f.encoder),
         "dataset": f.dataset,

@@ -161,13 +161,16 @@ def main(argv, flag_values=flags.FLAGS):
     import keras
     import numpy as np
 
+    from experiments import common
     from simclr_tf import evaluation
     from simclr_tf.io import write_json
 
     f = flag_values
     out = os.path.abspath(f.output_dir)
     logdir = os.path.join(out, "tensorboard")
-    os.makedirs(out, exist_ok=True)
+    # Checked first, created only once the evaluation has run: a refused run
+    # (bad encoder, data or argument) leaves no empty folder behind.
+    common.check_output_dir(out)
     keras.utils.set_random_seed(f.seed)
     model = evaluation.load_encoder(f.encoder)
     train = load_split(f.dataset, "train", f.data_dir, f.max_train_examples, f.seed)
@@ -178,6 +181,7 @@ def main(argv, flag_values=flags.FLAGS):
         model, train, test, augment=f.augment, epochs=f.epochs, batch_size=f.batch_size,
         learning_rate=f.learning_rate, weight_decay=f.weight_decay, seed=f.seed,
     )
+    os.makedirs(out, exist_ok=True)  # the evaluation ran: its arguments were good
     if "history" in scores:
         write_history(logdir, scores["history"], "linear_eval_train")
     results = {

@@ -211,3 +211,38 @@ def test_write_json_takes_numpy_values_and_writes_strict_json(tmp_path):
     text = path.read_text()
     assert "NaN" not in text
     assert json.loads(text) == {"top1": 0.5, "n": 3, "curve": [0, 1, 2], "loss": [1.0, None]}
+
+
+# --------------------------------------------------------------------------
+# linear_eval / finetune entry points: refused runs leave nothing behind
+
+
+def _run_entry_point(module, argv):
+    from absl import flags
+
+    flag_values = flags.FlagValues()
+    module.define_flags(flag_values)
+    flag_values([module.__name__] + argv)
+    return module.main([], flag_values=flag_values)
+
+
+@pytest.mark.parametrize("name", ["linear_eval", "finetune"])
+def test_refused_evaluation_runs_create_no_output_folder(tmp_path, name):
+    import importlib
+
+    from simclr_tf.io import save_keras
+
+    module = importlib.import_module(f"experiments.{name}")
+    save_keras(tiny_encoder(), str(tmp_path / "encoder.keras"))
+    common = [f"--encoder={tmp_path / 'encoder.keras'}", "--dataset=embedded", "--max_test_examples=20"]
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="`epochs` must be an integer >= 1. Received: epochs=0"):
+        _run_entry_point(module, common + ["--epochs=0", f"--output_dir={out}"])
+    assert not out.exists()  # was left behind, empty, before
+    file = tmp_path / "a_file"
+    file.write_text("keep")
+    with pytest.raises(ValueError, match=r"`--output_dir` is under .*a_file', a file"):
+        _run_entry_point(module, common + [f"--output_dir={file}/run"])
+    with pytest.raises(ValueError, match="`--output_dir` exists and is not a folder"):
+        _run_entry_point(module, common + [f"--output_dir={file}"])
+    assert file.read_text() == "keep"
