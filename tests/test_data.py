@@ -324,6 +324,30 @@ def test_load_fashion_mnist_parses_idx(idx_folder):
     assert labels.dtype == np.int32
 
 
+def test_idx_reader_names_the_file_for_non_gzip_and_truncated_files(idx_folder):
+    target = idx_folder / "t10k-images-idx3-ubyte.gz"
+    whole = target.read_bytes()
+    target.write_bytes(gzip.decompress(whole))  # not gzipped
+    with pytest.raises(ValueError, match="t10k-images-idx3-ubyte.gz.*not a complete gzip file"):
+        data.load_fashion_mnist("test", path=idx_folder)
+    target.write_bytes(whole[: len(whole) // 2])  # cut short
+    with pytest.raises(ValueError, match="t10k-images-idx3-ubyte.gz.*not a complete gzip file"):
+        data.load_fashion_mnist("test", path=idx_folder)
+
+
+def test_idx_reader_refuses_labels_outside_the_ten_classes(idx_folder):
+    _write_idx(idx_folder / "t10k-labels-idx1-ubyte.gz", np.array([8, 9, 200] + [0] * 17), 0x801)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 9\].*label 200"):
+        data.load_fashion_mnist("test", path=idx_folder)
+
+
+def test_loaded_fashion_mnist_arrays_are_writeable(idx_folder):
+    images, labels = data.load_fashion_mnist("test", path=idx_folder)
+    images[0, 0, 0, 0] = 7  # raised "assignment destination is read-only" before
+    labels[0] = 3
+    assert images[0, 0, 0, 0] == 7
+
+
 def test_load_fashion_mnist_rejects_bad_files(idx_folder, tmp_path_factory):
     _write_idx(idx_folder / "t10k-images-idx3-ubyte.gz", np.zeros((20, 28, 28)), 0x801)
     with pytest.raises(ValueError, match="magic number 0x00000801; expected 0x00000803"):

@@ -2,11 +2,10 @@
 
 Each test reproduces a defect found in a review (2026-11-30): (B, 1) labels
 from a dataset inflating top-k, unchecked probe features and arguments,
-float images on a 0-255 scale taken as [0, 1], IDX files that are not gzip
-or hold impossible labels, picture arguments and NumPy values in JSON.
+float images on a 0-255 scale taken as [0, 1], picture arguments and NumPy
+values in JSON (the IDX reader's cases are in test_data.py).
 """
 
-import gzip
 import json
 import math
 
@@ -16,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 import simclr_tf
-from simclr_tf import data, evaluation
+from simclr_tf import evaluation
 from simclr_tf.augmentation import SimCLRAugmentation
 from simclr_tf.io import write_json
 from simclr_tf.visualize import augmentation_grid
@@ -132,49 +131,6 @@ def test_float_images_on_a_0_255_scale_are_refused():
         evaluation.extract_features(encoder, images),
         atol=1e-5,
     )
-
-
-# --------------------------------------------------------------------------
-# Fashion-MNIST IDX files
-
-
-def _write_idx(path, array, magic):
-    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
-@pytest.fixture
-def idx_folder(tmp_path):
-    rng = np.random.default_rng(0)
-    for prefix, n in (("train", 12), ("t10k", 10)):
-        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)), 0x803)
-        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10, 0x801)
-    return tmp_path
-
-
-def test_idx_reader_names_the_file_for_non_gzip_and_truncated_files(idx_folder):
-    target = idx_folder / "t10k-images-idx3-ubyte.gz"
-    whole = target.read_bytes()
-    target.write_bytes(gzip.decompress(whole))  # not gzipped
-    with pytest.raises(ValueError, match="t10k-images-idx3-ubyte.gz.*not a complete gzip file"):
-        data.load_fashion_mnist("test", path=idx_folder)
-    target.write_bytes(whole[: len(whole) // 2])  # cut short
-    with pytest.raises(ValueError, match="t10k-images-idx3-ubyte.gz.*not a complete gzip file"):
-        data.load_fashion_mnist("test", path=idx_folder)
-
-
-def test_idx_reader_refuses_labels_outside_the_ten_classes(idx_folder):
-    _write_idx(idx_folder / "t10k-labels-idx1-ubyte.gz", np.array([8, 9, 200] + [0] * 7), 0x801)
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 9\].*label 200"):
-        data.load_fashion_mnist("test", path=idx_folder)
-
-
-def test_loaded_fashion_mnist_arrays_are_writeable(idx_folder):
-    images, labels = data.load_fashion_mnist("test", path=idx_folder)
-    images[0, 0, 0, 0] = 7  # raised "assignment destination is read-only" before
-    labels[0] = 3
-    assert images[0, 0, 0, 0] == 7
 
 
 # --------------------------------------------------------------------------
