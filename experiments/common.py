@@ -78,14 +78,15 @@ def _wanted(current):
 
 
 def _merge_section(node, value, key, free):
-    """Merges the dict `value` into the config section `node` in place.
+    """Merges the dict `value` into the config section `node` (named `key`,
+    "" for the top level) in place; a section is only ever merged into.
 
     Keys it does not give keep their values; a key the section lacks is
     refused unless `free` (the sparse override sections under
     `studies.<study>`, which name only what they change).
     """
     for sub, new in value.items():
-        name = f"{key}.{sub}"
+        name = f"{key}.{sub}" if key else sub
         if sub not in node and not free:
             raise ValueError(f"`--set` key {name!r} is not in the config (known: {sorted(node)}).")
         if isinstance(node.get(sub), dict):
@@ -147,15 +148,8 @@ def apply_overrides(config, overrides):
                 f"`--set` value for {key!r} must be {_wanted(current)}: the config holds "
                 f"{current!r}, and {raw!r} does not parse as one. Received: {key}={raw!r}"
             )
-        if isinstance(current, dict):
-            if not isinstance(value, dict):
-                raise ValueError(
-                    f"`--set` key {key!r} is a config section: give a dict to merge into it, "
-                    f"or set its keys. Received: {key}={value!r}"
-                )
-            _merge_section(current, value, key, free=parts[0] == "studies" and len(parts) >= 2)
-        else:
-            node[parts[-1]] = value
+        _merge_section(node, {parts[-1]: value}, ".".join(parts[:-1]),
+                       free=parts[0] == "studies" and len(parts) >= 2)
     return config
 
 
@@ -388,9 +382,9 @@ def move_stale_checkpoints(folder):
     if not stale:
         return [], None
     aside = os.path.join(folder, time.strftime("earlier_run_%Y%m%dT%H%M%S", time.gmtime()))
-    suffix = 1
-    while os.path.exists(aside):
-        aside, suffix = f"{aside.rsplit('.', 1)[0]}.{suffix}", suffix + 1
+    base, suffix = aside, 1
+    while os.path.exists(aside):  # a second fresh start within the same second
+        aside, suffix = f"{base}.{suffix}", suffix + 1
     os.makedirs(aside)
     for name in stale:
         os.replace(os.path.join(folder, name), os.path.join(aside, name))

@@ -248,3 +248,16 @@ def test_fresh_test_probes_the_runs_max_examples_training_rows(tmp_path, monkeyp
     fresh_test.probe_run(str(run_dir), train, test)
     np.testing.assert_array_equal(seen["train"], train[1][:50])  # the first 50 rows, as run_probes
     assert seen["test"] == 70
+
+
+def test_two_fresh_starts_in_one_second_keep_both_sets_beside_each_other(tmp_path, monkeypatch):
+    # A dot in a parent folder's name must not end up in the new subfolder's path.
+    folder = tmp_path / "run.v2" / "checkpoints"
+    folder.mkdir(parents=True)
+    monkeypatch.setattr(common.time, "strftime", lambda fmt, t=None: "earlier_run_T")
+    asides = []
+    for text in ("first", "second"):
+        (folder / "epoch_0001.weights.h5").write_text(text)
+        asides.append(common.move_stale_checkpoints(str(folder))[1])
+    assert asides == [str(folder / "earlier_run_T"), str(folder / "earlier_run_T.1")]
+    assert [open(os.path.join(a, "epoch_0001.weights.h5")).read() for a in asides] == ["first", "second"]
