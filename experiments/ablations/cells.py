@@ -88,8 +88,25 @@ def probe_split(config, split):
     return ds.unbatch().take(limit).batch(500) if limit else ds
 
 
-def _probe(config, encoder, preprocess, head=None):
-    """Linear-probe scores of h (and of z = head(h) when `head` is given)."""
+def grid_model(config, encoder):
+    """`evaluation.grid_encoder(encoder, probe.grid)`, or None without `probe.grid`.
+
+    Built before training, so a grid the encoder's map cannot hold is
+    refused before any time is spent.
+    """
+    grid = config["probe"].get("grid")
+    if grid is None:
+        return None
+    return evaluation.grid_encoder(encoder, grid)
+
+
+def _probe(config, encoder, preprocess, head=None, grid=None):
+    """Linear-probe scores of h (and of z = head(h) when `head` is given).
+
+    With `grid` (a `grid_model`), also the probe on the last feature map
+    pooled to `probe.grid` x `probe.grid` cells (`top1_grid`, ...): reported
+    beside h's, never as the cell's `top1`.
+    """
     (xtr, ytr), (xte, yte) = evaluation.labelled_features(
         encoder, probe_split(config, "train"), probe_split(config, "test"), preprocess=preprocess)
     probe = config["probe"]
@@ -105,6 +122,12 @@ def _probe(config, encoder, preprocess, head=None):
     scores = evaluation.linear_probe(xtr, ytr, xte, yte, **kwargs)
     result = {"top1_h": scores["top1"], "top5_h": scores["top5"], "train_top1_h": scores["train_top1"],
               "feature_dim_h": int(xtr.shape[1])}
+    if grid is not None:
+        (gtr, _), (gte, _) = evaluation.labelled_features(
+            grid, probe_split(config, "train"), probe_split(config, "test"), preprocess=preprocess)
+        scores = evaluation.linear_probe(gtr, ytr, gte, yte, **kwargs)
+        result.update({"top1_grid": scores["top1"], "top5_grid": scores["top5"],
+                       "train_top1_grid": scores["train_top1"], "feature_dim_grid": int(gtr.shape[1])})
     if head is not None:
         def project(x):
             return np.concatenate([np.asarray(head(x[i:i + 4096], training=False))
@@ -137,8 +160,10 @@ def _simclr(cell):
     train, steps = train_dataset(config, with_labels=False)
     head = config["head"]
     model_class = OneBranchSimCLR if cell.params.get("branches") == "one" else simclr_tf.SimCLR
+    encoder = build_encoder(config)
+    grid = grid_model(config, encoder)
     model = model_class(
-        encoder=build_encoder(config),
+        encoder=encoder,
         projection_head=simclr_tf.ProjectionHead(
             num_layers=head["num_layers"], output_dim=head["output_dim"], mode=head["mode"]),
         augmenter=augmenter,
@@ -152,7 +177,7 @@ def _simclr(cell):
         return result
     preprocess = lambda x: augmenter(x, training=False)  # noqa: E731
     head_layer = model.projection_head if cell.params.get("probe_z") else None
-    result.update(_probe(config, model.encoder, preprocess, head_layer))
+    result.update(_probe(config, model.encoder, preprocess, head_layer, grid=grid))
     result["top1"] = result["top1_h"]
     return result
 
@@ -185,6 +210,7 @@ def _supervised(cell):
     augmenter = build_augmenter(cell)
     train, steps = train_dataset(config, with_labels=True)
     encoder = build_encoder(config)
+    grid = grid_model(config, encoder)
     model = supervised_model(train.element_spec[0], augmenter, encoder, config["num_classes"])
     model.compile(optimizer=common.build_optimizer(config, steps),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -194,7 +220,7 @@ def _supervised(cell):
         result["top1"] = None
         return result
     result["top1"] = _accuracy(model, probe_split(config, "test"))
-    result.update(_probe(config, encoder, lambda x: augmenter(x, training=False)))
+    result.update(_probe(config, encoder, lambda x: augmenter(x, training=False), grid=grid))
     return result
 
 
@@ -224,7 +250,9 @@ def _frozen(cell):
     else:
         # Plain init (BN gamma 1 everywhere): the strong form of this baseline.
         encoder = build_encoder(config, zero_init_residual=False)
-    result = _probe(config, encoder, lambda x: augmenter(x, training=False))
+    # Raw pixels have no feature map to pool: they get the probe on h only.
+    grid = grid_model(config, encoder) if cell.kind != "pixels" else None
+    result = _probe(config, encoder, lambda x: augmenter(x, training=False), grid=grid)
     result["top1"] = result["top1_h"]
     return result
 

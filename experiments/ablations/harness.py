@@ -52,6 +52,9 @@ def check_cell_config(config):
     """
     from experiments import common
 
+    grid = config.get("probe", {}).get("grid")
+    if grid is not None and (isinstance(grid, bool) or not isinstance(grid, int) or grid < 1):
+        raise ValueError(f"Config `probe.grid` must be None or an integer >= 1. Received: probe.grid={grid!r}")
     arch = config["encoder"].get("arch", "resnet")
     if arch not in ("resnet", "convnet"):
         raise ValueError(f"Config `encoder.arch` must be 'resnet' or 'convnet'. Received: encoder.arch={arch!r}")

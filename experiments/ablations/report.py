@@ -13,7 +13,8 @@ import warnings
 from simclr_tf.io import atomic_path
 
 _FIRST = ("study", "cell", "kind")
-_RESULT_ORDER = ("top1", "top1_h", "top1_z", "top5_h", "top5_z", "train_top1_h", "train_top1_z",
+_RESULT_ORDER = ("top1", "top1_h", "top1_z", "top1_grid", "top5_h", "top5_z", "top5_grid", "train_top1_h",
+                 "train_top1_z", "train_top1_grid",
                  "final_loss", "final_contrastive_acc", "final_accuracy", "train_steps",
                  "train_seconds", "train_cpu_seconds", "wall_seconds", "cpu_seconds")
 

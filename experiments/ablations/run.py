@@ -62,6 +62,8 @@ def main(argv):
         result = record["result"]
         top1 = result.get("top1")
         extra = f"  (z: {100 * result['top1_z']:.2f})" if "top1_z" in result else ""
+        if result.get("top1_grid") is not None:
+            extra += f"  (grid: {100 * result['top1_grid']:.2f})"
         shown = "diverged" if top1 is None else f"{100 * top1:.2f}"
         print(f"  {record['cell']:<20} top-1 {shown}{extra}  {result['wall_seconds']:.0f}s")
     print(f"Wrote {os.path.join(out, FLAGS.study)}")
