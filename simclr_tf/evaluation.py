@@ -355,7 +355,10 @@ def grid_encoder(encoder, grid=2):
         for c0, c1 in bounds(width)
     ]
     features = cells[0] if grid == 1 else keras.ops.concatenate(cells, axis=-1)
-    return keras.Model(encoder.input, features, name=f"{encoder.name}_grid{grid}")
+    # `inputs` (not `input`) also works for a Sequential; one input is passed
+    # bare so that calling the model on a tensor matches its structure.
+    inputs = encoder.inputs
+    return keras.Model(inputs[0] if len(inputs) == 1 else inputs, features, name=f"{encoder.name}_grid{grid}")
 
 
 def _crop_flip(encoder, seed):

@@ -350,3 +350,33 @@ def test_supervised_model_feeds_uint8_images_to_the_augmenter(smoke):
     compiled = tf.function(lambda x: model(x, training=False))
     np.testing.assert_allclose(np.asarray(compiled(tf.constant(images))), direct, atol=1e-5)
 
+
+
+def test_headline_cells_probe_the_pooled_grid_beside_h(smoke):
+    smoke["studies"]["headline"]["config"] = {"probe": {"grid": 2}}
+    smoke["augment"].update(jitter_rate=0.0, grayscale_rate=0.0)
+    by_kind = {c.kind: c for c in studies.cells_for("headline", smoke)}
+    for kind in ("simclr", "random"):
+        result = cells.run_cell(by_kind[kind])
+        # The smoke conv net's last map is 4 x 4 x 32: 2 x 2 cells of 32 channels.
+        assert result["feature_dim_h"] == 32 and result["feature_dim_grid"] == 4 * 32
+        assert 0.0 <= result["top1_grid"] <= 1.0 and result["top1"] == result["top1_h"]
+    pixels = cells.run_cell(by_kind["pixels"])
+    assert "top1_grid" not in pixels and pixels["top1"] == pixels["top1_h"]
+
+
+@pytest.mark.parametrize("grid", [0, True, "2", 1.5])
+def test_a_bad_probe_grid_is_refused_before_any_cell_runs(smoke, tmp_path, grid):
+    smoke["studies"]["headline"]["config"] = {"probe": {"grid": grid}}
+    with pytest.raises(ValueError, match=r"`probe.grid` must be None or an integer >= 1"):
+        harness.run_study("headline", smoke, str(tmp_path), run_cell=lambda cell: pytest.fail("ran"),
+                          log=lambda _: None)
+    assert not os.listdir(tmp_path)
+
+
+def test_a_grid_the_encoders_map_cannot_hold_is_refused_before_training(smoke, monkeypatch):
+    smoke["studies"]["headline"]["config"] = {"probe": {"grid": 5}}  # the smoke map is 4 x 4
+    cell = next(c for c in studies.cells_for("headline", smoke) if c.kind == "simclr")
+    monkeypatch.setattr(cells, "_fit", lambda *a, **k: pytest.fail("trained before refusing the grid"))
+    with pytest.raises(ValueError, match="`grid` must be at most the last feature map's side"):
+        cells.run_cell(cell)

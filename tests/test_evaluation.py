@@ -523,3 +523,72 @@ def test_linear_probe_rejects_bad_labels(labels, message):
     with pytest.raises(ValueError) as error:
         evaluation.linear_probe(x, bad, x, y)
     assert message in str(error.value)
+
+
+# -- grid_encoder: the last feature map pooled to a grid of cells ------------
+
+
+def _map_and_pool(input_shape=(6, 6, 3), filters=4, strides=2):
+    """A functional encoder: conv (3x3 map from 6 px at stride 2), then a global average pool."""
+    inputs = keras.Input(input_shape)
+    feature_map = keras.layers.Conv2D(filters, 3, strides=strides, padding="same", name="conv")(inputs)
+    return keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(feature_map), name="tiny")
+
+
+def test_grid_encoder_on_a_resnet_is_the_flattened_map_and_grid_1_is_h():
+    enc = simclr_tf.resnet(10, None, (28, 28, 3), small_images=True, stem_stride=2, stage_widths=[8, 8, 8, 16])
+    x = np.random.default_rng(0).random((3, 28, 28, 3)).astype("float32")
+    feature_map = keras.Model(enc.input, enc.layers[-1].input)(x).numpy()
+    assert feature_map.shape == (3, 2, 2, 16)
+    grid = evaluation.grid_encoder(enc, 2)
+    assert grid.output_shape == (None, 64)
+    np.testing.assert_allclose(grid(x).numpy(), feature_map.reshape(3, -1), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(evaluation.grid_encoder(enc, 1)(x).numpy(), enc(x).numpy(), rtol=1e-6, atol=1e-6)
+    # The same variables as the encoder, not copies: training one trains the other.
+    assert {id(v) for v in grid.weights} == {id(v) for v in enc.weights}
+
+
+def test_grid_encoder_cells_overlap_as_adaptive_pooling_when_the_grid_does_not_divide_the_map():
+    enc = _map_and_pool()
+    x = np.random.default_rng(1).random((2, 6, 6, 3)).astype("float32")
+    m = keras.Model(enc.input, enc.get_layer("conv").output)(x).numpy()
+    assert m.shape == (2, 3, 3, 4)
+    # A side of 3 in 2 cells: rows/columns 0-1 and 1-2.
+    expected = np.concatenate([m[:, r0:r1, c0:c1].mean((1, 2)) for r0, r1 in ((0, 2), (1, 3))
+                               for c0, c1 in ((0, 2), (1, 3))], axis=-1)
+    np.testing.assert_allclose(evaluation.grid_encoder(enc, 2)(x).numpy(), expected, rtol=1e-6, atol=1e-6)
+    full = evaluation.grid_encoder(enc, 3)(x).numpy()
+    np.testing.assert_allclose(full, m.reshape(2, -1), rtol=1e-6, atol=1e-6)
+
+
+def test_grid_encoder_takes_a_simclr_models_encoder_and_probes_like_h():
+    enc = _map_and_pool((8, 8, 3))
+    model = simclr_tf.SimCLR(enc, simclr_tf.ProjectionHead(output_dim=4), SimCLRAugmentation(8, seed=0))
+    grid = evaluation.grid_encoder(model, 2)
+    assert grid.output_shape == (None, 16)
+    images = np.random.default_rng(2).integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
+    [(features, labels)] = evaluation.labelled_features(grid, (images, np.arange(5)))
+    assert features.shape == (5, 16) and labels.tolist() == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("grid, message", [
+    (0, "`grid` must be an integer >= 1"),
+    (True, "`grid` must be an integer >= 1"),
+    (2.0, "`grid` must be an integer >= 1"),
+    (4, r"`grid` must be at most the last feature map's side \(3 x 3\)"),
+])
+def test_grid_encoder_refuses_a_bad_grid_naming_it(grid, message):
+    with pytest.raises(ValueError, match=message):
+        evaluation.grid_encoder(_map_and_pool(), grid)
+
+
+def test_grid_encoder_refuses_an_encoder_without_a_pooled_map():
+    flat = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten()])
+    with pytest.raises(ValueError, match="`encoder` must be a functional Keras model ending in a "
+                                         "GlobalAveragePooling2D layer.*ending in Flatten"):
+        evaluation.grid_encoder(flat, 2)
+    with pytest.raises(ValueError, match="`encoder` must be .*Received: encoder of type str"):
+        evaluation.grid_encoder("resnet", 2)
+    dynamic = _map_and_pool((None, None, 3))
+    with pytest.raises(ValueError, match="`encoder` must have a last feature map of static height"):
+        evaluation.grid_encoder(dynamic, 2)

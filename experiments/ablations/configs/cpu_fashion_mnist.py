@@ -77,6 +77,11 @@ def get_config():
         # Linear probe on frozen features: the first N images of each split
         # (None: all of it); L-BFGS logistic regression with its L2 chosen on
         # held-out train rows (`epochs` is used only by solver "adam").
+        # A study's config may add `"grid": g` (e.g. `--set
+        # 'studies.headline.config.probe={"grid": 2}'`): the same probe also
+        # on the last feature map pooled to g x g cells
+        # (`evaluation.grid_encoder`), reported as `top1_grid` beside h's
+        # `top1`. Not a key here, so finished cells keep their fingerprints.
         "probe": {"epochs": 30, "solver": "lbfgs", "train_examples": 10000, "test_examples": None},
         "studies": {
             # 49 cells of one epoch (234 steps: `steps_per_epoch` below is only
