@@ -380,3 +380,33 @@ def test_a_grid_the_encoders_map_cannot_hold_is_refused_before_training(smoke, m
     monkeypatch.setattr(cells, "_fit", lambda *a, **k: pytest.fail("trained before refusing the grid"))
     with pytest.raises(ValueError, match="`grid` must be at most the last feature map's side"):
         cells.run_cell(cell)
+
+
+def test_headline_figure_shows_the_probe_of_h_and_of_the_grid_for_every_method():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = [
+        {"method": "simclr", "top1": 0.89, "top1_h": 0.89, "top1_grid": 0.905},
+        {"method": "pixels", "top1": 0.84, "top1_h": 0.84},
+        {"method": "supervised", "top1": 0.95, "top1_h": 0.907, "top1_grid": 0.912},
+    ]
+    fig, ax = plt.subplots()
+    try:
+        report._headline(ax, table)
+        h, grid = ax.containers
+        assert [b.get_height() for b in h] == pytest.approx([89.0, 84.0, 90.7])  # not the classifier's 95
+        assert [b.get_height() for b in grid][0::2] == pytest.approx([90.5, 91.2])
+        assert np.isnan(grid[1].get_height())  # pixels: no grid
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["probe on h", "probe on the pooled grid"]
+        assert ax.get_ylim() == pytest.approx((70.0, 100.0))
+    finally:
+        plt.close(fig)
+    fig, ax = plt.subplots()
+    try:
+        report._headline(ax, [{"method": m, "top1_h": v} for m, v in (("simclr", 0.5), ("random", 0.3))])
+        assert len(ax.containers) == 1 and ax.get_ylim() == pytest.approx((20.0, 100.0))
+    finally:
+        plt.close(fig)

@@ -148,7 +148,7 @@ def _lines(ax, table, x_key, series_key, title, xlabel, log_x=False, series_labe
     ax.legend()
 
 
-def _bars(ax, table, label_key, value_keys, title):
+def _bars(ax, table, label_key, value_keys, title, names=None):
     import numpy as np
 
     labels = [str(row[label_key]) for row in table]
@@ -156,7 +156,7 @@ def _bars(ax, table, label_key, value_keys, title):
     for k, key in enumerate(value_keys):
         values = [_pct(row.get(key)) for row in table]
         xs = np.arange(len(labels)) + (k - (len(value_keys) - 1) / 2) * width
-        ax.bar(xs, values, width, label=key)
+        ax.bar(xs, values, width, label=(names or {}).get(key, key))
         for x, v in zip(xs, values):
             if not math.isnan(v):
                 ax.text(x, v, f"{v:.1f}", ha="center", va="bottom", fontsize=8)
@@ -164,6 +164,19 @@ def _bars(ax, table, label_key, value_keys, title):
     ax.set_ylabel("linear-probe top-1 (%)")
     ax.set_title(title)
     ax.legend()
+
+
+def _headline(ax, table):
+    """Every method under the one linear probe of h (the supervised
+    classifier's own accuracy is in the CSV's `top1`), and beside it the
+    probe of the pooled grid where the cells have one (raw pixels have none).
+    """
+    keys = ["top1_h"] + (["top1_grid"] if any(row.get("top1_grid") is not None for row in table) else [])
+    _bars(ax, table, "method", keys, "Linear probe vs baselines",
+          names={"top1_h": "probe on h", "top1_grid": "probe on the pooled grid"})
+    values = [_pct(row.get(k)) for row in table for k in keys if row.get(k) is not None]
+    if values:  # bars a few points apart are unreadable from 0
+        ax.set_ylim(max(0.0, 10 * math.floor(min(values) / 10) - 10), 100)
 
 
 def plot(study, table, path):
@@ -186,7 +199,7 @@ def plot(study, table, path):
             _lines(ax, table, "temperature", "method", "NT-Xent temperature", "temperature",
                    log_x=True)
         elif study == "headline":
-            _bars(ax, table, "method", ["top1"], "Linear probe vs baselines")
+            _headline(ax, table)
         else:
             raise ValueError(f"No figure for study {study!r}.")
         fig.tight_layout()
