@@ -286,9 +286,10 @@ def grid_encoder(encoder, grid=2):
     whole map flattened (1,024-d). A linear classifier on such spatially
     pooled maps is the linear protocol of the earlier self-supervised
     benchmarks (Goyal et al. 2019, "Scaling and benchmarking self-supervised
-    visual representation learning"), not SimCLR's, which probes h; it can
-    only do better than a probe on h, whose features are a linear function
-    of these. Report it beside the probe on h, not in its place.
+    visual representation learning"), not SimCLR's, which probes h. h is a
+    linear function of these features, so every probe of h is also a probe
+    of the grid (on held-out images the wider probe can still do worse).
+    Report it beside the probe on h, not in its place.
 
     Cells follow adaptive average pooling: cell `i` of a side of length `n`
     covers `floor(i * n / grid)` to `ceil((i + 1) * n / grid)`, so cells
@@ -328,6 +329,11 @@ def grid_encoder(encoder, grid=2):
             "(as simclr_tf.resnet builds), or a SimCLR model. Received: "
             f"encoder of type {type(encoder).__name__}"
             + (f" ending in {type(last).__name__}" if last is not None else "")
+        )
+    if getattr(last, "data_format", "channels_last") != "channels_last":
+        raise ValueError(
+            "`encoder` must pool a channels_last feature map. Received: an encoder whose "
+            f"GlobalAveragePooling2D has data_format={last.data_format!r}"
         )
     try:
         feature_map = last.input

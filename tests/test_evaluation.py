@@ -589,6 +589,10 @@ def test_grid_encoder_refuses_an_encoder_without_a_pooled_map():
         evaluation.grid_encoder(flat, 2)
     with pytest.raises(ValueError, match="`encoder` must be .*Received: encoder of type str"):
         evaluation.grid_encoder("resnet", 2)
+    inputs = keras.Input((3, 4, 4))
+    first = keras.Model(inputs, keras.layers.GlobalAveragePooling2D(data_format="channels_first")(inputs))
+    with pytest.raises(ValueError, match="`encoder` must pool a channels_last feature map.*'channels_first'"):
+        evaluation.grid_encoder(first, 2)
     dynamic = _map_and_pool((None, None, 3))
     with pytest.raises(ValueError, match="`encoder` must have a last feature map of static height"):
         evaluation.grid_encoder(dynamic, 2)
