@@ -6,7 +6,9 @@ of the evaluation transform (no augmentation), on the first
 `probe.train_examples` / `probe.test_examples` images of each split (all of
 it when None). Supervised cells report the test top-1 of the trained
 classifier on the same test images (`top1`) and the linear probe of their
-frozen h (`top1_h`).
+frozen h (`top1_h`). With `probe.grid` set, every cell but raw pixels also
+reports the same probe on the last feature map pooled to that grid
+(`top1_grid`, `evaluation.grid_encoder`).
 """
 
 import time
