@@ -15,6 +15,9 @@
   linear classifier on h, trained with crop + flip augmentation
   (`augment=True`) or on cached features (`augment=False`, which is
   `linear_probe`); top-1 and top-5 on the test split.
+- `grid_encoder` reads the encoder's last feature map pooled to a grid of
+  cells instead of h (the linear protocol of earlier self-supervised
+  benchmarks; SimCLR probes h): a model to hand to the functions above.
 - `knn_classify` and the `KNNMonitor` callback: weighted cosine kNN
   (InstDisc / SimCLR-style votes exp(sim / t)), cheap enough to run at every
   epoch of pretraining.
