@@ -220,7 +220,7 @@ class _Pipeline:
         return next(self.iterator).numpy()
 
 
-def measure(size, source, blur, batch, steps, repeats, rounds=1):
+def measure(size, source, blur, batch, steps, repeats, rounds=1, extra=None):
     """Best images/s of each column over ``rounds`` x ``repeats`` timed runs.
 
     The columns take turns round by round (ours, ours, keras-cv, authors,
@@ -229,6 +229,7 @@ def measure(size, source, blur, batch, steps, repeats, rounds=1):
     (it is the slowest).
     """
     columns = runners(size, source, blur, batch)
+    columns.update(extra or {})  # name -> callable making one batch, after the usual columns
     for entry in columns.values():
         if entry is not None and not isinstance(entry, _Pipeline):
             entry()  # tracing / compilation

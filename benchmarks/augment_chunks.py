@@ -7,8 +7,9 @@ locality: a per-image pipeline keeps one image (110 KB at 96 px) in cache,
 while a pass over 256 images streams 28 MB per float tensor. This measures
 the whole layer applied to chunks of 16, 32 or 64 images (a Python loop over
 the chunks inside one `tf.function`, so XLA compiles each chunk's graph),
-side by side with `benchmarks/augment.py`'s columns, two interleaved rounds,
-best of two timed runs each. It is a measurement, not an option of the layer.
+side by side with `benchmarks/augment.py`'s columns (its `measure`: two
+interleaved rounds, best of two timed runs each). It is a measurement, not
+an option of the layer.
 
 Run from the repo root, with keras-cv installed for its column::
 
@@ -45,31 +46,19 @@ def chunked(size, blur, images, chunk, jit):
 def main(settings):
     for size, source in settings:
         blur = size > 32
-        columns = augment.runners(size, source, blur, BATCH)
+        # The same batch as augment.runners makes for its columns.
         images = tf.constant(np.random.default_rng(0).integers(0, 256, (BATCH, source, source, 3), dtype=np.uint8))
-        for chunk in (16, 32, 64):
-            columns[f"ours/XLA chunk{chunk}"] = chunked(size, blur, images, chunk, True)
-        columns["ours/tf.function chunk32"] = chunked(size, blur, images, 32, False)
-        for entry in columns.values():
-            if entry is not None and not isinstance(entry, augment._Pipeline):
-                entry()  # tracing / compilation
-        steps = 2 if size > 96 else 4
-        rates = {name: 0.0 for name, entry in columns.items() if entry is not None}
-        for _ in range(2):
-            for name in rates:
-                entry = columns[name]
-                if isinstance(entry, augment._Pipeline):
-                    entry.start_round()
-                n = max(1, steps // 2) if name == "keras-cv" else steps
-                for _ in range(2):
-                    rates[name] = max(rates[name], augment._time_rate(entry, BATCH, n))
-                if isinstance(entry, augment._Pipeline):
-                    entry.end_round()
+        extra = {f"ours/XLA chunk{chunk}": chunked(size, blur, images, chunk, True) for chunk in (16, 32, 64)}
+        extra["ours/tf.function chunk32"] = chunked(size, blur, images, 32, False)
+        rates = augment.measure(size, source, blur, BATCH, steps=2 if size > 96 else 4, repeats=2, rounds=2,
+                                extra=extra)
         keras_cv, authors = rates.get("keras-cv"), rates["authors/tf.data"]
         for name, rate in rates.items():
+            if rate is None:
+                continue
             versus = f"vs keras-cv {rate / keras_cv:4.2f}x  " if keras_cv else ""
-            print(f"{size} px from {source}: {name:26s} {rate:7.0f} images/s  {versus}vs authors {rate / authors:4.2f}x",
-                  flush=True)
+            print(f"{size} px from {source}: {name:26s} {rate:7.0f} images/s  "
+                  f"{versus}vs authors {rate / authors:4.2f}x", flush=True)
 
 
 if __name__ == "__main__":

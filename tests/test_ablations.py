@@ -363,6 +363,11 @@ def test_headline_cells_probe_the_pooled_grid_beside_h(smoke):
         assert 0.0 <= result["top1_grid"] <= 1.0 and result["top1"] == result["top1_h"]
     pixels = cells.run_cell(by_kind["pixels"])
     assert "top1_grid" not in pixels and pixels["top1"] == pixels["top1_h"]
+    # The grid rides along in the same pass: h's probe is what it is without it.
+    grid_random = cells.run_cell(by_kind["random"])
+    smoke["studies"]["headline"]["config"] = {}
+    plain = next(c for c in studies.cells_for("headline", smoke) if c.kind == "random")
+    assert cells.run_cell(plain)["top1_h"] == grid_random["top1_h"]
 
 
 @pytest.mark.parametrize("grid", [0, True, "2", 1.5])

@@ -109,8 +109,15 @@ def _probe(config, encoder, preprocess, head=None, grid=None):
     pooled to `probe.grid` x `probe.grid` cells (`top1_grid`, ...): reported
     beside h's, never as the cell's `top1`.
     """
-    (xtr, ytr), (xte, yte) = evaluation.labelled_features(
-        encoder, probe_split(config, "train"), probe_split(config, "test"), preprocess=preprocess)
+    model = encoder
+    if grid is not None:
+        # One pass over the images gives both: h, then the grid's cells (the
+        # grid model is the encoder's own graph, so this is one forward pass).
+        model = keras.Model(grid.inputs[0], keras.ops.concatenate([encoder.outputs[0], grid.outputs[0]], axis=-1))
+    (ftr, ytr), (fte, yte) = evaluation.labelled_features(
+        model, probe_split(config, "train"), probe_split(config, "test"), preprocess=preprocess)
+    dim_h = encoder.output_shape[-1]
+    xtr, xte = ftr[:, :dim_h], fte[:, :dim_h]
     probe = config["probe"]
     kwargs = dict(seed=config["seed"], num_classes=config.get("num_classes"))
     if probe.get("solver", "adam") == "lbfgs":
@@ -125,8 +132,7 @@ def _probe(config, encoder, preprocess, head=None, grid=None):
     result = {"top1_h": scores["top1"], "top5_h": scores["top5"], "train_top1_h": scores["train_top1"],
               "feature_dim_h": int(xtr.shape[1])}
     if grid is not None:
-        (gtr, _), (gte, _) = evaluation.labelled_features(
-            grid, probe_split(config, "train"), probe_split(config, "test"), preprocess=preprocess)
+        gtr, gte = ftr[:, dim_h:], fte[:, dim_h:]
         scores = evaluation.linear_probe(gtr, ytr, gte, yte, **kwargs)
         result.update({"top1_grid": scores["top1"], "top5_grid": scores["top5"],
                        "train_top1_grid": scores["train_top1"], "feature_dim_grid": int(gtr.shape[1])})
