@@ -14,18 +14,18 @@ from simclr_tf.augmentation import color as color_lib
 from simclr_tf.augmentation import crop as crop_lib
 
 ALL_LAYERS = [
-    lambda: aug.SimCLRAugmentation(16, seed=1, blur=True),
-    lambda: aug.RandomResizedCrop(16, seed=1, flip_rate=0.5),
-    lambda: aug.RandomFlip(seed=1),
-    lambda: aug.RandomColorJitter(seed=1),
-    lambda: aug.RandomGrayscale(seed=1),
-    lambda: aug.RandomGaussianBlur(seed=1),
-    lambda: aug.RandomApply(aug.RandomGrayscale(rate=1.0), rate=0.5, seed=1),
-    lambda: aug.ColorDistortion(seed=1),
-    lambda: aug.Cutout(seed=1),
-    lambda: aug.SobelFilter(),
-    lambda: aug.GaussianNoise(seed=1),
-    lambda: aug.RandomRotate90(seed=1),
+    lambda **kw: aug.SimCLRAugmentation(16, seed=1, blur=True, **kw),
+    lambda **kw: aug.RandomResizedCrop(16, seed=1, flip_rate=0.5, **kw),
+    lambda **kw: aug.RandomFlip(seed=1, **kw),
+    lambda **kw: aug.RandomColorJitter(seed=1, **kw),
+    lambda **kw: aug.RandomGrayscale(seed=1, **kw),
+    lambda **kw: aug.RandomGaussianBlur(seed=1, **kw),
+    lambda **kw: aug.RandomApply(aug.RandomGrayscale(rate=1.0), rate=0.5, seed=1, **kw),
+    lambda **kw: aug.ColorDistortion(seed=1, **kw),
+    lambda **kw: aug.Cutout(seed=1, **kw),
+    lambda **kw: aug.SobelFilter(**kw),
+    lambda **kw: aug.GaussianNoise(seed=1, **kw),
+    lambda **kw: aug.RandomRotate90(seed=1, **kw),
 ]
 LAYER_IDS = [
     "SimCLRAugmentation", "RandomResizedCrop", "RandomFlip", "RandomColorJitter", "RandomGrayscale",
@@ -442,6 +442,66 @@ def test_serialization_round_trip(make):
     np.testing.assert_allclose(make()(images), clone(images), atol=1e-6)
 
 
+@pytest.mark.parametrize("make", ALL_LAYERS, ids=LAYER_IDS)
+def test_value_range_0_255_floats_give_the_uint8_views(make):
+    # keras.Sequential casts a uint8 batch to float32 on the 0-255 scale;
+    # declared as value_range=(0, 255), it must give the uint8 batch's views.
+    images = _uint8((3, 20, 20, 3), seed=4)
+    expected = np.asarray(make()(images))
+    layer = make(value_range=(0, 255))
+    np.testing.assert_allclose(layer(images.astype("float32")), expected, atol=2e-6)
+    np.testing.assert_allclose(make(value_range=(0, 255))(images), expected, atol=2e-6)
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert clone.value_range == (0.0, 255.0) and layer.get_config()["value_range"] == (0.0, 255.0)
+    np.testing.assert_allclose(clone(images.astype("float32")), expected, atol=2e-6)
+
+
+def test_value_range_maps_its_ends_to_zero_and_one():
+    x = np.linspace(-1.0, 1.0, 2 * 4 * 4 * 3, dtype="float32").reshape(2, 4, 4, 3)
+    np.testing.assert_allclose(aug.ColorDistortion(value_range=(-1, 1))(x, training=False), (x + 1) / 2,
+                               atol=1e-6)
+    # The crop folds the scale into its weights and adds the offset after: the
+    # eval transform of a 4 x 4 image to 4 x 4 samples the pixel centres.
+    np.testing.assert_allclose(aug.RandomResizedCrop(4, value_range=(-1, 1))(x, training=False), (x + 1) / 2,
+                               atol=1e-6)
+    np.testing.assert_allclose(aug.RandomFlip(rate=0.0, value_range=(0, 65535))(
+        np.full((1, 2, 2, 1), 65535, "uint16")), np.ones((1, 2, 2, 3)))
+
+
+def test_sequential_on_uint8_needs_value_range_or_a_uint8_input():
+    images = _uint8((4, 24, 24, 3), seed=5)
+    expected = np.asarray(aug.SimCLRAugmentation(16, seed=0)(images))
+    with pytest.raises(ValueError, match=r"value_range=\(0, 255\).*keras\.Input"):
+        keras.Sequential([aug.SimCLRAugmentation(16, seed=0)])(images)
+    declared = keras.Sequential([aug.SimCLRAugmentation(16, seed=0, value_range=(0, 255))])
+    np.testing.assert_allclose(declared(images), expected, atol=1e-6)
+    typed = keras.Sequential([keras.Input((24, 24, 3), dtype="uint8"), aug.SimCLRAugmentation(16, seed=0)])
+    np.testing.assert_allclose(typed(images), expected, atol=1e-6)
+
+
+def test_value_range_is_checked_on_the_host_and_in_graph():
+    layer = aug.RandomFlip(seed=0, value_range=(0, 255))
+    white = np.full((2, 4, 4, 3), 255.0, "float32")
+    traced = tf.function(lambda x: layer(x))
+    assert float(tf.reduce_min(traced(white))) == 1.0
+    with pytest.raises(tf.errors.InvalidArgumentError, match="value_range"):
+        traced(white + 100.0)
+    with pytest.raises(ValueError, match=r"value_range.*max=355"):
+        layer(white + 100.0)
+    with pytest.raises(ValueError, match=r"value_range.*max=7"):
+        aug.RandomFlip(value_range=(0, 1))(np.full((1, 2, 2, 3), 7, "uint8"))
+
+
+@pytest.mark.parametrize("bad", [(1, 1), (2, 1), "0-255", (0,), (0, float("inf")), (0, True), 255])
+def test_bad_value_range_is_refused_by_name(bad):
+    for make in (lambda: aug.SimCLRAugmentation(16, value_range=bad), lambda: aug.RandomFlip(value_range=bad)):
+        with pytest.raises(ValueError, match=r"`value_range` must be a (pair|range).*Received: value_range="):
+            make()
+    if bad == (1, 1):
+        with pytest.raises(ValueError, match="min < max"):
+            aug.RandomFlip(value_range=bad)
+
+
 def test_pipeline_output_contract_and_views():
     layer = aug.SimCLRAugmentation(16, color_strength=0.5, seed=0)
     images = np.repeat(_uint8((1, 24, 20, 3)), 16, axis=0)
@@ -607,8 +667,10 @@ def test_under_mirrored_strategy():
 @pytest.mark.kerascv
 def test_keras_cv_layers_are_drop_in_members():
     keras_cv = pytest.importorskip("keras_cv")
+    # keras.Sequential casts the uint8 batch to float32 in [0, 255]: the first
+    # layer declares that scale.
     pipeline = keras.Sequential([
-        aug.RandomResizedCrop(16, flip_rate=0.5, seed=0),
+        aug.RandomResizedCrop(16, flip_rate=0.5, seed=0, value_range=(0, 255)),
         aug.RandomApply(keras_cv.layers.RandomColorJitter(
             value_range=(0, 1), brightness_factor=0.5, contrast_factor=0.5, saturation_factor=(0.3, 0.7),
             hue_factor=0.2, seed=0), rate=0.8, seed=0),

@@ -1,7 +1,9 @@
 """SimCLR augmentation layers: vectorised, per-image random, XLA-compilable.
 
 Every layer takes uint8 ([0, 255]) or float ([0, 1]) images with 1 or 3
-channels, batched or single, and returns float32 RGB in [0, 1]. See
+channels, batched or single, and returns float32 RGB in [0, 1];
+``value_range=(low, high)`` declares another input scale (e.g. ``(0, 255)``
+for floats, as ``keras.Sequential`` passes uint8 data on). See
 ``SimCLRAugmentation`` for the paper's whole policy.
 """
 

@@ -3,7 +3,13 @@ standardisation, argument validation and the base layer class.
 
 Every layer accepts uint8 (or any integer dtype, read as [0, 255]) or floating
 ([0, 1]) images with 1 or 3 channels, batched ``(B, H, W, C)`` or one image
-``(H, W, C)``, and returns float32 RGB in [0, 1] with the same rank. Shape and
+``(H, W, C)``, and returns float32 RGB in [0, 1] with the same rank. Another
+input scale is declared with ``value_range=(low, high)`` (Keras's own image
+layers use the same argument), e.g. ``(0, 255)`` for float images on the 0-255
+scale, which is what ``keras.Sequential`` passes on when it is called on uint8
+images without a ``keras.Input(..., dtype="uint8")``: it casts them to
+float32. Only a pipeline's first layer needs it, since every layer returns
+[0, 1]. Shape and
 dtype problems are reported when the call is traced, from static information,
 so they surface as a ``ValueError`` naming the argument rather than as an error
 deep inside TensorFlow; symbolic use (``keras.Input``) gets the same checks.
@@ -63,23 +69,43 @@ def check_image_spec(shape, dtype=None, name="images"):
     return shape
 
 
-def check_images(images, name="images", layer=None):
+def check_images(images, name="images", layer=None, value_range=None):
     """Converts to a tensor and checks rank, channels and dtype statically.
 
     Pixel values are checked on the host for concrete (eager) input; in traced
     calls floating input gets an in-graph range check (``check_float_range``).
-    ``layer`` names the calling layer in that check's message.
+    ``layer`` names the calling layer in that check's message; ``value_range``
+    (already validated, or None for the default scales) is the declared
+    input scale.
     """
     images = ops.convert_to_tensor(images) if not _is_tensor(images) else images
     dtype = keras.backend.standardize_dtype(images.dtype)
     rank = getattr(images.shape, "rank", 0)
     check_image_spec(None if rank is None else tuple(images.shape), dtype, name)
-    if not check_values(images, dtype, name):
-        images = check_float_range(images, dtype, name, layer)
+    if not check_values(images, dtype, name, value_range):
+        images = check_float_range(images, dtype, name, layer, value_range)
     return images
 
 
-def check_values(images, dtype, name="images"):
+def validate_value_range(value_range):
+    """None (integers in [0, 255], floats in [0, 1]) or a ``(low, high)`` pair
+    of finite numbers with ``low < high``; returned as a tuple of floats."""
+    if value_range is None:
+        return None
+    return validate_range("value_range", value_range, allow_equal=False)
+
+
+def _is_float(dtype):
+    return dtype.startswith("float") or dtype == "bfloat16"
+
+
+def _out_of_range_hint(name):
+    return (f"For float `{name}` on the 0-255 scale pass `value_range=(0, 255)` to the first layer; "
+            "`keras.Sequential` casts uint8 input to float32 unless it starts with "
+            "`keras.Input(shape, dtype=\"uint8\")`.")
+
+
+def check_values(images, dtype, name="images", value_range=None):
     """Checks pixel values when they are concrete (eager calls); returns
     whether it could (False for symbolic and traced tensors).
 
@@ -92,9 +118,22 @@ def check_values(images, dtype, name="images"):
         values = np.asarray(keras.ops.convert_to_numpy(images))
     except Exception:  # noqa: BLE001 - symbolic tensors cannot be read
         return False
-    if values.size == 0 or dtype == "uint8":
+    if values.size == 0 or (dtype == "uint8" and value_range is None):
         return True
-    if dtype.startswith("float") or dtype == "bfloat16":
+    if value_range is not None:
+        values = values.astype("float64")
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"`{name}` contains NaN or Inf values. Received: {name}.dtype={dtype}")
+        low, high = float(values.min()), float(values.max())
+        lo, hi = value_range
+        slack = _FLOAT_SLACK * (hi - lo)
+        if low < lo - slack or high > hi + slack:
+            raise ValueError(
+                f"`{name}` must lie in `value_range`={value_range}. Received: {name}.dtype={dtype} "
+                f"with min={low}, max={high}"
+            )
+        return True
+    if _is_float(dtype):
         values = values.astype("float32")
         if not np.all(np.isfinite(values)):
             raise ValueError(f"`{name}` contains NaN or Inf values. Received: {name}.dtype={dtype}")
@@ -102,7 +141,7 @@ def check_values(images, dtype, name="images"):
         if low < -_FLOAT_SLACK or high > 1.0 + _FLOAT_SLACK:
             raise ValueError(
                 f"Floating `{name}` must lie in [0, 1] (integer images in [0, 255]). "
-                f"Received: {name} with min={low}, max={high}"
+                f"Received: {name} with min={low}, max={high}. {_out_of_range_hint(name)}"
             )
     else:
         low, high = int(values.min()), int(values.max())
@@ -114,8 +153,9 @@ def check_values(images, dtype, name="images"):
     return True
 
 
-def check_float_range(images, dtype, name="images", layer=None):
-    """In-graph check that traced floating images lie in [0, 1] (with slack).
+def check_float_range(images, dtype, name="images", layer=None, value_range=None):
+    """In-graph check that traced floating images lie in [0, 1], or in
+    ``value_range`` when one is given (with slack).
 
     NaN and Inf pixels fail it too. The common mistake it catches is a float
     image on the 0-255 scale, e.g.
@@ -126,24 +166,31 @@ def check_float_range(images, dtype, name="images", layer=None):
     (``jit_compile=True``) TensorFlow compiles ``Assert`` to a no-op, so the
     check is dropped there.
     """
-    if not (dtype.startswith("float") or dtype == "bfloat16") or keras.backend.backend() != "tensorflow":
+    if not _is_float(dtype) or keras.backend.backend() != "tensorflow":
         return images
     import tensorflow as tf
 
     if tf.executing_eagerly():
         return images
     who = f"{layer}: " if layer else ""
-    message = (
-        f"{who}floating `{name}` must lie in [0, 1]; pass uint8 (or integer) images for the 0-255 scale "
-        f"(e.g. cast the output of tf.image.resize to uint8, or divide it by 255). Received: {name} with"
-    )
+    if value_range is None:
+        lo, hi = 0.0, 1.0
+        message = (
+            f"{who}floating `{name}` must lie in [0, 1]; pass uint8 (or integer) images for the 0-255 scale "
+            f"(e.g. cast the output of tf.image.resize to uint8, or divide it by 255). {_out_of_range_hint(name)} "
+            f"Received: {name} with"
+        )
+    else:
+        lo, hi = value_range
+        message = f"{who}`{name}` must lie in `value_range`={value_range}. Received: {name} with"
+    slack = _FLOAT_SLACK * (hi - lo)
     high = tf.cast(tf.reduce_max(images), "float32")
     low = tf.cast(tf.reduce_min(images), "float32")
     checks = [
         # NaN fails these comparisons too, so NaN pixels are caught here as well.
-        tf.debugging.assert_less_equal(high, 1.0 + _FLOAT_SLACK, message=f"{message} max > 1 (or NaN)",
+        tf.debugging.assert_less_equal(high, hi + slack, message=f"{message} max > {hi:g} (or NaN)",
                                        summarize=1),
-        tf.debugging.assert_greater_equal(low, -_FLOAT_SLACK, message=f"{message} min < 0 (or NaN)",
+        tf.debugging.assert_greater_equal(low, lo - slack, message=f"{message} min < {lo:g} (or NaN)",
                                           summarize=1),
     ]
     with tf.control_dependencies(checks):
@@ -154,14 +201,18 @@ def _is_tensor(x):
     return hasattr(x, "dtype") and hasattr(x, "shape") and not hasattr(x, "__array_interface__")
 
 
-def to_float(images):
-    """Casts to float32 in [0, 1]: integer images are divided by 255."""
+def to_float(images, value_range=None):
+    """Casts to float32 in [0, 1]: integer images are divided by 255, and
+    with a ``value_range`` any input maps ``low -> 0`` and ``high -> 1``."""
     dtype = keras.backend.standardize_dtype(images.dtype)
     images = ops.cast(images, "float32")
-    if not (dtype.startswith("float") or dtype == "bfloat16"):
-        return images / 255.0
-    # Floats may come in up to _FLOAT_SLACK outside [0, 1]; the output must not.
-    return ops.clip(images, 0.0, 1.0)
+    if value_range is None:
+        if not _is_float(dtype):
+            return images / 255.0
+        # Floats may come in up to _FLOAT_SLACK outside [0, 1]; the output must not.
+        return ops.clip(images, 0.0, 1.0)
+    scale, offset = input_affine(dtype, value_range)
+    return ops.clip(images * scale + offset, 0.0, 1.0)
 
 
 def to_rgb(images):
@@ -171,10 +222,14 @@ def to_rgb(images):
     return images
 
 
-def integer_scale(dtype):
-    """The factor that maps an input dtype to [0, 1]: 1/255 for integers, else 1."""
+def input_affine(dtype, value_range=None):
+    """``(scale, offset)`` mapping the input to [0, 1] as ``x * scale + offset``:
+    ``(1/255, 0)`` for integers and ``(1, 0)`` for floats, or from ``value_range``."""
+    if value_range is not None:
+        lo, hi = value_range
+        return 1.0 / (hi - lo), -lo / (hi - lo)
     dtype = keras.backend.standardize_dtype(dtype)
-    return 1.0 if (dtype.startswith("float") or dtype == "bfloat16") else 1.0 / 255.0
+    return (1.0, 0.0) if _is_float(dtype) else (1.0 / 255.0, 0.0)
 
 
 def batch_size(images):
@@ -231,7 +286,8 @@ def validate_range(name, value, low=None, high=None, allow_equal=True):
         raise ValueError(f"`{name}` must be a pair (min, max) of finite numbers. Received: {name}={value}")
     lo, hi = float(lo), float(hi)
     if lo > hi or (not allow_equal and lo == hi):
-        raise ValueError(f"`{name}` must be a range (min, max) with min <= max. Received: {name}={value}")
+        relation = "<=" if allow_equal else "<"
+        raise ValueError(f"`{name}` must be a range (min, max) with min {relation} max. Received: {name}={value}")
     if (low is not None and lo < low) or (high is not None and hi > high):
         raise ValueError(f"`{name}` must lie inside [{low}, {high}]. Received: {name}={value}")
     return (lo, hi)
@@ -257,9 +313,14 @@ class BaseAugmentation(keras.layers.Layer):
     Subclasses implement ``augment(images, training)`` on float32 RGB batches
     ``(B, H, W, 3)`` in [0, 1] and may override ``prepare`` when they want the
     raw input (the crop folds the dtype scale into its interpolation matrices).
+
+    Every subclass takes ``value_range``: None (integer images in [0, 255],
+    floats in [0, 1]) or the input's ``(low, high)`` for any dtype, e.g.
+    ``(0, 255)`` for float images on the 0-255 scale. The output is always
+    float32 in [0, 1], so in a pipeline only the first layer needs it.
     """
 
-    def __init__(self, seed=None, **kwargs):
+    def __init__(self, seed=None, value_range=None, **kwargs):
         # The layers compute in float32 whatever the global dtype policy: with
         # Keras's default autocast, a `mixed_float16` / `mixed_bfloat16` policy
         # would quantise float32 images before `call` (the outputs stay float32).
@@ -271,6 +332,7 @@ class BaseAugmentation(keras.layers.Layer):
         if seed is not None and not is_integer(seed):
             raise ValueError(f"`seed` must be an integer or None. Received: seed={seed!r}")
         self.seed = None if seed is None else int(seed)
+        self.value_range = validate_value_range(value_range)
         if shared is not None:
             self._share_seed_generator(shared)
         else:
@@ -285,10 +347,10 @@ class BaseAugmentation(keras.layers.Layer):
         object.__setattr__(self, "seed_generator", seed_generator)
 
     def prepare(self, images):
-        return to_rgb(to_float(images))
+        return to_rgb(to_float(images, self.value_range))
 
     def call(self, images, training=True):
-        images = check_images(images, layer=self.name)
+        images = check_images(images, layer=self.name, value_range=self.value_range)
         self.check_input_shape(tuple(images.shape), training)
         unbatched = len(images.shape) == 3
         if unbatched:
@@ -330,5 +392,5 @@ class BaseAugmentation(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"seed": self.seed})
+        config.update({"seed": self.seed, "value_range": self.value_range})
         return config

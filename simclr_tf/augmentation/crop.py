@@ -269,7 +269,8 @@ def center_box(batch, height, width, out_height, out_width, crop_fraction=1.0):
     return (height - h) / 2 * ones, (width - w) / 2 * ones, h * ones, w * ones
 
 
-def crop_resize(images, boxes, size, interpolation="bicubic", antialias=True, flip=None, block_size=None):
+def crop_resize(images, boxes, size, interpolation="bicubic", antialias=True, flip=None, block_size=None,
+                value_range=None):
     """Crops ``boxes`` out of raw images (any dtype, 1 or 3 channels) and resizes
     them to ``size``; returns float32 RGB in [0, 1].
 
@@ -277,13 +278,18 @@ def crop_resize(images, boxes, size, interpolation="bicubic", antialias=True, fl
     (static sizes) and the dense matrices elsewhere; 0 forces the dense
     matrices; a positive int forces blocks of that many output rows (static
     sizes needed, else dense). All give the same result to rounding.
+    ``value_range``: the input scale (``_base.input_affine``); its scale is
+    folded into the row weights and its offset added after (the weights of
+    every output pixel sum to one).
     """
     y0, x0, h, w = boxes
-    scale = _base.integer_scale(images.dtype)
+    scale, offset = _base.input_affine(images.dtype, value_range)
     x = _resize_axis1(images, y0, h, size[0], interpolation, antialias, None, scale, block_size)
     x = ops.transpose(x, (0, 2, 1, 3))  # (B, W, out_h, C)
     x = _resize_axis1(x, x0, w, size[1], interpolation, antialias, flip, 1.0, block_size)
     out = ops.transpose(x, (0, 2, 1, 3))
+    if offset:
+        out = out + offset
     return _base.to_rgb(ops.clip(out, 0.0, 1.0))
 
 
@@ -359,7 +365,7 @@ class RandomResizedCrop(_base.BaseAugmentation):
         return images
 
     def call(self, images, training=True):
-        images = _base.check_images(images, layer=self.name)
+        images = _base.check_images(images, layer=self.name, value_range=self.value_range)
         unbatched = len(images.shape) == 3
         if unbatched:
             images = ops.expand_dims(images, 0)
@@ -377,7 +383,8 @@ class RandomResizedCrop(_base.BaseAugmentation):
         else:
             boxes = center_box(batch, shape[1], shape[2], *self.image_size, self.eval_crop_fraction)
             flip = None
-        return crop_resize(images, boxes, self.image_size, self.interpolation, self.antialias, flip)
+        return crop_resize(images, boxes, self.image_size, self.interpolation, self.antialias, flip,
+                           value_range=self.value_range)
 
     def output_spatial_shape(self, height, width):
         return self.image_size

@@ -27,12 +27,13 @@ class SimCLRAugmentation(_base.BaseAugmentation):
     ``eval_crop_fraction`` of the side, resized (the authors' ``center_crop``).
 
     Inside your own Keras model, give it an input of the data's dtype
-    (``keras.Input(shape, dtype="uint8")``) or feed floats in [0, 1]: with
-    Keras's default float32 ``Input``, uint8 batches are cast to floats in
-    [0, 255], which the layer refuses (inside a traced step, with an
-    in-graph check that XLA drops: there they would be clipped to [0, 1]).
-    ``SimCLR`` needs no such care:
-    it hands the raw batch to the augmenter.
+    (``keras.Input(shape, dtype="uint8")``), feed floats in [0, 1], or
+    declare the scale with ``value_range=(0, 255)``: with Keras's default
+    float32 ``Input`` (which ``keras.Sequential`` also adds), uint8 batches
+    are cast to floats in [0, 255], which the layer otherwise refuses (inside
+    a traced step, with an in-graph check that XLA drops: there they would be
+    clipped to [0, 1]). ``SimCLR`` needs no such care: it hands the raw batch
+    to the augmenter.
 
     Args:
         image_size: output side in pixels.
@@ -60,6 +61,9 @@ class SimCLRAugmentation(_base.BaseAugmentation):
         eval_crop_fraction: side fraction of the centred eval crop; None means
             0.875 unless ``image_size <= 32`` (then 1.0, a plain resize), as the
             authors' code.
+        value_range: None (integer images in [0, 255], floats in [0, 1]) or
+            the input's ``(low, high)`` for any dtype, e.g. ``(0, 255)`` for
+            floats on the 0-255 scale; the output is always [0, 1].
 
     Example:
     >>> import numpy as np
@@ -128,8 +132,8 @@ class SimCLRAugmentation(_base.BaseAugmentation):
         # the layer has exactly one random state and `variables` lists it once.
         self._crop = RandomResizedCrop(
             self.image_size, self.crop_area_range, self.crop_aspect_ratio_range, interpolation, self.antialias,
-            flip_rate=0.5 if flip else 0.0, eval_crop_fraction=fraction, name=f"{self.name}_crop",
-            _seed_generator=self.seed_generator,
+            flip_rate=0.5 if flip else 0.0, eval_crop_fraction=fraction, value_range=self.value_range,
+            name=f"{self.name}_crop", _seed_generator=self.seed_generator,
         )
         self._color = ColorDistortion(
             self.color_strength, self.jitter_rate, self.grayscale_rate, variant=jitter_variant,
@@ -138,7 +142,7 @@ class SimCLRAugmentation(_base.BaseAugmentation):
         self.kernel_size = default_kernel_size(self.image_size)
 
     def call(self, images, training=True):
-        images = _base.check_images(images, layer=self.name)
+        images = _base.check_images(images, layer=self.name, value_range=self.value_range)
         unbatched = len(images.shape) == 3
         if unbatched:
             images = keras.ops.expand_dims(images, 0)
