@@ -42,6 +42,7 @@ import tensorflow as tf
 from keras import ops
 from keras.src.losses.loss import scale_loss_for_distribution
 
+from simclr_tf.augmentation._base import BaseAugmentation
 from simclr_tf.heads import ProjectionHead
 from simclr_tf.losses import nt_xent
 
@@ -140,7 +141,9 @@ class SimCLR(keras.Model):
             `ProjectionHead()` (2-layer non-linear, 128-d output).
         augmenter: a layer called as `augmenter(images, training=...)` that
             returns float32 [0, 1] views of shape (B, S, S, 3), e.g.
-            `simclr_tf.SimCLRAugmentation(S)`.
+            `simclr_tf.SimCLRAugmentation(S)`. It gets the batches as they
+            come (uint8, or float in [0, 1]), so one built with a
+            `value_range` is refused.
         temperature: NT-Xent temperature tau > 0.
         num_classes: when set, an online linear probe with this many classes
             trains on `stop_gradient(h)` whenever batches carry labels.
@@ -186,6 +189,17 @@ class SimCLR(keras.Model):
             raise ValueError(
                 "`augmenter` must be a callable layer such as "
                 f"simclr_tf.SimCLRAugmentation. Received: augmenter={augmenter!r}"
+            )
+        if isinstance(augmenter, BaseAugmentation) and augmenter.value_range is not None:
+            # Training, evaluation, `call` and the exported uint8 endpoint all
+            # hand the augmenter uint8 or float [0, 1] batches as they come.
+            # (Only our layers: Keras's image layers have a `value_range` of
+            # their own meaning.)
+            raise ValueError(
+                "`augmenter` must read the default scales (uint8 in [0, 255], floats in [0, 1]): SimCLR "
+                "feeds it the batches as they come, in training, evaluation and export. Convert float "
+                "0-255 data in your input pipeline (cast to uint8, or divide by 255) and leave "
+                f"`value_range` unset. Received: augmenter.value_range={augmenter.value_range}"
             )
         if (isinstance(temperature, (bool, np.bool_)) or not isinstance(temperature, numbers.Real)
                 or not temperature > 0):

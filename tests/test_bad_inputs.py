@@ -183,10 +183,21 @@ def tiny_model(**kwargs):
     ({"temperature": "0.5"}, r"Received: temperature='0.5'"),
     ({"num_classes": 1}, r"Received: num_classes=1"),  # M2
     ({"augmenter": None}, r"Received: augmenter=None"),  # M3
+    # M3b: SimCLR feeds its augmenter uint8 / [0, 1] batches everywhere.
+    ({"augmenter": simclr_tf.SimCLRAugmentation(SIZE, value_range=(0, 255))},
+     r"leave `value_range` unset\. Received: augmenter\.value_range=\(0\.0, 255\.0\)"),
 ])
 def test_simclr_rejects_arguments(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         tiny_model(**kwargs)
+
+
+def test_simclr_takes_keras_layers_with_their_own_value_range():  # M3b
+    # Keras's image layers have a `value_range` of their own meaning: not refused.
+    jitter = keras.layers.RandomBrightness(0.1, value_range=(0, 1), seed=0)
+    augmenter = keras.Sequential([simclr_tf.SimCLRAugmentation(SIZE, seed=0), jitter])
+    for layer in (jitter, augmenter):
+        assert tiny_model(augmenter=layer).augmenter is layer
 
 
 def test_simclr_rejects_a_static_batch_of_one():  # M4
