@@ -42,7 +42,7 @@ class ProjectionHead(keras.layers.Layer):
 
     >>> head = ProjectionHead(output_dim=8)
     >>> head(keras.ops.ones((2, 16))).shape
-    (2, 8)
+    TensorShape([2, 8])
 
     Reference:
         Chen et al., SimCLR (ICML 2020) section 4.2; SimCLRv2 (arXiv
