@@ -1,9 +1,9 @@
 """Augmentation throughput: simclr_tf vs keras-cv 0.9.0 vs the authors' per-image recipe.
 
-Run (keras-cv lives in its own venv, which also has everything else needed)::
+Run (keras-cv 0.9.0 is in ``requirements-dev.txt``; without it the keras-cv
+column is skipped)::
 
-    .venv-kcv/bin/python benchmarks/augment.py            # all columns
-    .venv/bin/python benchmarks/augment.py                # keras-cv column skipped
+    .venv/bin/python benchmarks/augment.py
 
 It measures images/s at batch 256 for three settings, all in one process so the
 ratios are measured side by side on the same (shared, noisy) machine:
