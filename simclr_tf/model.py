@@ -142,8 +142,11 @@ class SimCLR(keras.Model):
         augmenter: a layer called as `augmenter(images, training=...)` that
             returns float32 [0, 1] views of shape (B, S, S, 3), e.g.
             `simclr_tf.SimCLRAugmentation(S)`. It gets the batches as they
-            come (uint8, or float in [0, 1]), so one built with a
-            `value_range` is refused.
+            come (uint8, or float in [0, 1]), so our layers built with a
+            `value_range` are refused. A `keras.Sequential` augmenter must
+            start with `keras.Input(shape, dtype=...)` of the data's dtype:
+            without it Keras casts uint8 batches to float32 on the 0-255
+            scale, which our layers refuse.
         temperature: NT-Xent temperature tau > 0.
         num_classes: when set, an online linear probe with this many classes
             trains on `stop_gradient(h)` whenever batches carry labels.
@@ -190,16 +193,20 @@ class SimCLR(keras.Model):
                 "`augmenter` must be a callable layer such as "
                 f"simclr_tf.SimCLRAugmentation. Received: augmenter={augmenter!r}"
             )
-        if isinstance(augmenter, BaseAugmentation) and augmenter.value_range is not None:
-            # Training, evaluation, `call` and the exported uint8 endpoint all
-            # hand the augmenter uint8 or float [0, 1] batches as they come.
-            # (Only our layers: Keras's image layers have a `value_range` of
-            # their own meaning.)
+        # Training, evaluation, `call` and the exported uint8 endpoint all hand
+        # the augmenter uint8 or float [0, 1] batches as they come. Only our
+        # layers, also inside a Sequential: Keras's image layers have a
+        # `value_range` of their own meaning.
+        layers = (augmenter._flatten_layers(include_self=True, recursive=True)  # noqa: SLF001
+                  if isinstance(augmenter, keras.layers.Layer) else [])
+        declared = [layer for layer in layers
+                    if isinstance(layer, BaseAugmentation) and layer.value_range is not None]
+        if declared:
             raise ValueError(
                 "`augmenter` must read the default scales (uint8 in [0, 255], floats in [0, 1]): SimCLR "
                 "feeds it the batches as they come, in training, evaluation and export. Convert float "
                 "0-255 data in your input pipeline (cast to uint8, or divide by 255) and leave "
-                f"`value_range` unset. Received: augmenter.value_range={augmenter.value_range}"
+                f"`value_range` unset. Received: {declared[0].name}.value_range={declared[0].value_range}"
             )
         if (isinstance(temperature, (bool, np.bool_)) or not isinstance(temperature, numbers.Real)
                 or not temperature > 0):

@@ -468,10 +468,16 @@ def test_value_range_maps_its_ends_to_zero_and_one():
         np.full((1, 2, 2, 1), 65535, "uint16")), np.ones((1, 2, 2, 3)))
 
 
+def test_random_apply_refuses_an_inner_layer_with_value_range():
+    inner = aug.RandomGrayscale(rate=1.0, value_range=(0, 255))
+    with pytest.raises(ValueError, match=r"`layer` receives .* Received: layer\.value_range=\(0\.0, 255\.0\)"):
+        aug.RandomApply(inner, rate=1.0, value_range=(0, 255))
+
+
 def test_sequential_on_uint8_needs_value_range_or_a_uint8_input():
     images = _uint8((4, 24, 24, 3), seed=5)
     expected = np.asarray(aug.SimCLRAugmentation(16, seed=0)(images))
-    with pytest.raises(ValueError, match=r"value_range=\(0, 255\).*keras\.Input"):
+    with pytest.raises(ValueError, match=r"value_range=\(0, 255\).*simclr_tf\.SimCLR.*uint8.*keras\.Input"):
         keras.Sequential([aug.SimCLRAugmentation(16, seed=0)])(images)
     declared = keras.Sequential([aug.SimCLRAugmentation(16, seed=0, value_range=(0, 255))])
     np.testing.assert_allclose(declared(images), expected, atol=1e-6)
@@ -492,10 +498,11 @@ def test_value_range_is_checked_on_the_host_and_in_graph():
         aug.RandomFlip(value_range=(0, 1))(np.full((1, 2, 2, 3), 7, "uint8"))
 
 
-@pytest.mark.parametrize("bad", [(1, 1), (2, 1), "0-255", (0,), (0, float("inf")), (0, True), 255])
+@pytest.mark.parametrize("bad", [(1, 1), (2, 1), "0-255", (0,), (0, float("inf")), (0, True), 255, (0, 1e-39),
+                                 (-1e308, 1e308)])
 def test_bad_value_range_is_refused_by_name(bad):
     for make in (lambda: aug.SimCLRAugmentation(16, value_range=bad), lambda: aug.RandomFlip(value_range=bad)):
-        with pytest.raises(ValueError, match=r"`value_range` must be a (pair|range).*Received: value_range="):
+        with pytest.raises(ValueError, match=r"`value_range` must (be a pair|be a range|span).*Received: value_range="):
             make()
     if bad == (1, 1):
         with pytest.raises(ValueError, match="min < max"):

@@ -183,21 +183,29 @@ def tiny_model(**kwargs):
     ({"temperature": "0.5"}, r"Received: temperature='0.5'"),
     ({"num_classes": 1}, r"Received: num_classes=1"),  # M2
     ({"augmenter": None}, r"Received: augmenter=None"),  # M3
-    # M3b: SimCLR feeds its augmenter uint8 / [0, 1] batches everywhere.
+    # M3b: SimCLR feeds its augmenter uint8 / [0, 1] batches everywhere, also
+    # when our layer sits inside a Sequential.
     ({"augmenter": simclr_tf.SimCLRAugmentation(SIZE, value_range=(0, 255))},
-     r"leave `value_range` unset\. Received: augmenter\.value_range=\(0\.0, 255\.0\)"),
+     r"leave `value_range` unset\. Received: sim_clr_augmentation\w*\.value_range=\(0\.0, 255\.0\)"),
+    ({"augmenter": keras.Sequential([simclr_tf.SimCLRAugmentation(SIZE, value_range=(0, 1.5))])},
+     r"leave `value_range` unset\. Received: sim_clr_augmentation\w*\.value_range=\(0\.0, 1\.5\)"),
 ])
 def test_simclr_rejects_arguments(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         tiny_model(**kwargs)
 
 
-def test_simclr_takes_keras_layers_with_their_own_value_range():  # M3b
-    # Keras's image layers have a `value_range` of their own meaning: not refused.
+def test_simclr_trains_with_keras_layers_that_have_their_own_value_range():  # M3b
+    # Keras's image layers have a `value_range` of their own meaning: not
+    # refused. A Sequential augmenter starts with an Input of the data's dtype.
     jitter = keras.layers.RandomBrightness(0.1, value_range=(0, 1), seed=0)
-    augmenter = keras.Sequential([simclr_tf.SimCLRAugmentation(SIZE, seed=0), jitter])
-    for layer in (jitter, augmenter):
-        assert tiny_model(augmenter=layer).augmenter is layer
+    augmenter = keras.Sequential([keras.Input((SIZE, SIZE, 3), dtype="uint8"),
+                                  simclr_tf.SimCLRAugmentation(SIZE, seed=0), jitter])
+    assert tiny_model(augmenter=jitter).augmenter is jitter
+    model = tiny_model(augmenter=augmenter)
+    model.compile(optimizer="sgd")
+    history = model.fit(tf.data.Dataset.from_tensor_slices(GOOD).batch(4), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
 
 
 def test_simclr_rejects_a_static_batch_of_one():  # M4

@@ -4,8 +4,9 @@ standardisation, argument validation and the base layer class.
 Every layer accepts uint8 (or any integer dtype, read as [0, 255]) or floating
 ([0, 1]) images with 1 or 3 channels, batched ``(B, H, W, C)`` or one image
 ``(H, W, C)``, and returns float32 RGB in [0, 1] with the same rank. Another
-input scale is declared with ``value_range=(low, high)`` (Keras's own image
-layers use the same argument), e.g. ``(0, 255)`` for float images on the 0-255
+input scale is declared with ``value_range=(low, high)`` (the name Keras's
+image layers use, though theirs also keep the output on that scale and ours
+always return [0, 1]), e.g. ``(0, 255)`` for float images on the 0-255
 scale, which is what ``keras.Sequential`` passes on when it is called on uint8
 images without a ``keras.Input(..., dtype="uint8")``: it casts them to
 float32. Only a pipeline's first layer needs it, since every layer returns
@@ -92,7 +93,14 @@ def validate_value_range(value_range):
     of finite numbers with ``low < high``; returned as a tuple of floats."""
     if value_range is None:
         return None
-    return validate_range("value_range", value_range, allow_equal=False)
+    lo, hi = validate_range("value_range", value_range, allow_equal=False)
+    # The layers scale by 1 / (high - low) in float32.
+    if not 1e-30 <= hi - lo <= 1e30:
+        raise ValueError(
+            f"`value_range` must span a width in [1e-30, 1e30] (it is scaled in float32). "
+            f"Received: value_range={value_range}"
+        )
+    return lo, hi
 
 
 def _is_float(dtype):
@@ -100,7 +108,8 @@ def _is_float(dtype):
 
 
 def _out_of_range_hint(name):
-    return (f"For float `{name}` on the 0-255 scale pass `value_range=(0, 255)` to the first layer; "
+    return (f"For float `{name}` on the 0-255 scale pass `value_range=(0, 255)` to the first layer "
+            "(with `simclr_tf.SimCLR`, cast them to uint8 or divide them by 255 instead); "
             "`keras.Sequential` casts uint8 input to float32 unless it starts with "
             "`keras.Input(shape, dtype=\"uint8\")`.")
 

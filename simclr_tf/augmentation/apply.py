@@ -39,6 +39,12 @@ class RandomApply(_base.BaseAugmentation):
             layer = keras.saving.deserialize_keras_object(layer)
         if not isinstance(layer, keras.layers.Layer):
             raise ValueError(f"`layer` must be a keras.layers.Layer. Received: layer={layer!r}")
+        if isinstance(layer, _base.BaseAugmentation) and layer.value_range is not None:
+            raise ValueError(
+                "`layer` receives this layer's float [0, 1] batch, so it must be built without "
+                "`value_range` (declare the input's scale on the RandomApply instead). "
+                f"Received: layer.value_range={layer.value_range}"
+            )
         self.layer = layer
         self.rate = _base.validate_rate("rate", rate)
 

@@ -32,8 +32,9 @@ class SimCLRAugmentation(_base.BaseAugmentation):
     float32 ``Input`` (which ``keras.Sequential`` also adds), uint8 batches
     are cast to floats in [0, 255], which the layer otherwise refuses (inside
     a traced step, with an in-graph check that XLA drops: there they would be
-    clipped to [0, 1]). ``SimCLR`` needs no such care: it hands the raw batch
-    to the augmenter.
+    clipped to [0, 1]). ``SimCLR`` needs no such care when given this layer
+    itself: it hands the raw batch to the augmenter (a ``keras.Sequential``
+    augmenter needs the ``keras.Input``).
 
     Args:
         image_size: output side in pixels.
