@@ -130,9 +130,10 @@ def check_values(images, dtype, name="images", value_range=None):
     if values.size == 0 or (dtype == "uint8" and value_range is None):
         return True
     if value_range is not None:
-        values = values.astype("float64")
-        if not np.all(np.isfinite(values)):
-            raise ValueError(f"`{name}` contains NaN or Inf values. Received: {name}.dtype={dtype}")
+        if _is_float(dtype):
+            values = values.astype("float32")
+            if not np.all(np.isfinite(values)):
+                raise ValueError(f"`{name}` contains NaN or Inf values. Received: {name}.dtype={dtype}")
         low, high = float(values.min()), float(values.max())
         lo, hi = value_range
         slack = _FLOAT_SLACK * (hi - lo)
