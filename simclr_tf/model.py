@@ -99,13 +99,18 @@ def _global_batch_size(images):
     return n
 
 
+def _augmenter_parts(augmenter):
+    """The augmenter and every layer inside it (itself alone if not a layer)."""
+    if isinstance(augmenter, keras.layers.Layer):
+        return augmenter._flatten_layers(include_self=True, recursive=True)  # noqa: SLF001
+    return [augmenter]
+
+
 def _seed_generators(augmenter):
     """Every `keras.random.SeedGenerator` reachable from the augmenter (its
     layers' seed generators and any held as attributes), one per state."""
-    objects = (augmenter._flatten_layers(include_self=True, recursive=True)  # noqa: SLF001
-               if isinstance(augmenter, keras.layers.Layer) else [augmenter])
     found, seen = [], set()
-    for obj in objects:
+    for obj in _augmenter_parts(augmenter):
         candidates = list(getattr(obj, "_seed_generators", None) or [])
         for value in getattr(obj, "__dict__", {}).values():
             if isinstance(value, (list, tuple)):
@@ -197,9 +202,7 @@ class SimCLR(keras.Model):
         # the augmenter uint8 or float [0, 1] batches as they come. Only our
         # layers, also inside a Sequential: Keras's image layers have a
         # `value_range` of their own meaning.
-        layers = (augmenter._flatten_layers(include_self=True, recursive=True)  # noqa: SLF001
-                  if isinstance(augmenter, keras.layers.Layer) else [])
-        declared = [layer for layer in layers
+        declared = [layer for layer in _augmenter_parts(augmenter)
                     if isinstance(layer, BaseAugmentation) and layer.value_range is not None]
         if declared:
             raise ValueError(

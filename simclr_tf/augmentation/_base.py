@@ -129,11 +129,11 @@ def check_values(images, dtype, name="images", value_range=None):
         return False
     if values.size == 0 or (dtype == "uint8" and value_range is None):
         return True
+    if _is_float(dtype):
+        values = values.astype("float32")
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"`{name}` contains NaN or Inf values. Received: {name}.dtype={dtype}")
     if value_range is not None:
-        if _is_float(dtype):
-            values = values.astype("float32")
-            if not np.all(np.isfinite(values)):
-                raise ValueError(f"`{name}` contains NaN or Inf values. Received: {name}.dtype={dtype}")
         low, high = float(values.min()), float(values.max())
         lo, hi = value_range
         slack = _FLOAT_SLACK * (hi - lo)
@@ -142,11 +142,7 @@ def check_values(images, dtype, name="images", value_range=None):
                 f"`{name}` must lie in `value_range`={value_range}. Received: {name}.dtype={dtype} "
                 f"with min={low}, max={high}"
             )
-        return True
-    if _is_float(dtype):
-        values = values.astype("float32")
-        if not np.all(np.isfinite(values)):
-            raise ValueError(f"`{name}` contains NaN or Inf values. Received: {name}.dtype={dtype}")
+    elif _is_float(dtype):
         low, high = float(values.min()), float(values.max())
         if low < -_FLOAT_SLACK or high > 1.0 + _FLOAT_SLACK:
             raise ValueError(
