@@ -762,8 +762,8 @@ def load_embedded(split="train"):
         labels = npz[f"{split}_labels"]
     if len(labels) and labels.max() >= len(CLASS_NAMES):
         raise ValueError(
-            f"Fashion-MNIST labels must lie in [0, {len(CLASS_NAMES) - 1}]; {str(label_file)!r} holds "
-            f"label {int(labels.max())}."
+            f"Fashion-MNIST labels must lie in [0, {len(CLASS_NAMES) - 1}]; {str(EMBEDDED_PATH)!r} "
+            f"holds {split}_labels up to {int(labels.max())}; reinstall simclr_tf."
         )
     return images[..., np.newaxis], labels.astype(np.int32)
 

@@ -453,3 +453,15 @@ def test_load_unknown_name_lists_accepted_forms(name):
         data.load(name)
     if name != "folder:":
         assert "tfds:" in str(info.value)
+
+
+def test_load_embedded_names_the_file_when_its_labels_are_out_of_range(tmp_path, monkeypatch):
+    # This error path once named an undefined variable (a NameError, not the ValueError).
+    from simclr_tf import data as data_lib
+
+    bad = tmp_path / "subset.npz"
+    np.savez(bad, train_images=np.zeros((2, 28, 28), np.uint8), train_labels=np.array([0, 10]),
+             test_images=np.zeros((2, 28, 28), np.uint8), test_labels=np.array([0, 1]))
+    monkeypatch.setattr(data_lib, "EMBEDDED_PATH", bad)
+    with pytest.raises(ValueError, match="subset.npz.*train_labels up to 10"):
+        data_lib.load_embedded("train")
