@@ -49,61 +49,26 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from simclr_tf import validation
+
 # --------------------------------------------------------------------------
 # Argument checks
 
 
 def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")
-    return int(value)
+    return validation.check_int(name, value, minimum=minimum)
 
 
 def _check_positive(name, value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.integer, np.floating))
-        or not math.isfinite(value)
-        or not value > 0
-    ):
-        raise ValueError(f"`{name}` must be a finite number > 0. Received: {name}={value!r}")
-    return float(value)
+    return validation.check_number(name, value, minimum=0, strict=True)
 
 
 def _check_non_negative(name, value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.integer, np.floating))
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise ValueError(f"`{name}` must be a finite number >= 0. Received: {name}={value!r}")
-    return float(value)
+    return validation.check_number(name, value, minimum=0)
 
 
-def _check_fraction(name, value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.integer, np.floating))
-        or not math.isfinite(value)
-        or not 0 < value <= 1
-    ):
-        raise ValueError(f"`{name}` must be a number in (0, 1]. Received: {name}={value!r}")
-    return float(value)
-
-
-def _check_features(name, features):
-    features = np.asarray(features)
-    if features.ndim != 2 or features.dtype.kind not in "iuf":
-        raise ValueError(
-            f"`{name}` must be a numeric array of shape (N, D). "
-            f"Received: {name} with shape {features.shape} and dtype {features.dtype}"
-        )
-    if features.shape[0] == 0 or features.shape[1] == 0:
-        raise ValueError(f"`{name}` is empty. Received: {name}.shape={features.shape}")
-    if not np.all(np.isfinite(features)):
-        raise ValueError(f"`{name}` contains NaN or Inf values.")
-    return features.astype(np.float32)
+_check_fraction = validation.check_fraction
+_check_features = validation.check_features
 
 
 def _check_labels(name, labels, num_rows=None):
