@@ -72,24 +72,7 @@ _check_features = validation.check_features
 
 
 def _check_labels(name, labels, num_rows=None):
-    labels = np.asarray(labels)
-    if labels.ndim == 2 and labels.shape[1] == 1:  # (N, 1), as keras.datasets gives them
-        labels = labels[:, 0]
-    if labels.ndim != 1 or labels.dtype.kind not in "iu":
-        raise ValueError(
-            f"`{name}` must be a 1-D integer array. "
-            f"Received: {name} with shape {labels.shape} and dtype {labels.dtype}"
-        )
-    if labels.size == 0:
-        raise ValueError(f"`{name}` is empty. Received: {name}.shape={labels.shape}")
-    if num_rows is not None and len(labels) != num_rows:
-        raise ValueError(
-            f"`{name}` must have one label per feature row ({num_rows}). "
-            f"Received: len({name})={len(labels)}"
-        )
-    if labels.min() < 0:
-        raise ValueError(f"`{name}` must be >= 0. Received: min({name})={labels.min()}")
-    return labels.astype(np.int64)
+    return validation.check_labels(name, labels, num_rows, per="feature row")
 
 
 def _check_num_classes(num_classes, *label_arrays):

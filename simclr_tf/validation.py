@@ -110,7 +110,7 @@ def check_features(name, features):
     return features.astype(np.float32)
 
 
-def check_labels(name, labels, num_rows=None):
+def check_labels(name, labels, num_rows=None, per="row"):
     """Returns `labels` as a 1-D int64 array of class ids >= 0.
 
     Accepts (N, 1) columns, as `keras.datasets` gives them. With `num_rows`,
@@ -128,7 +128,7 @@ def check_labels(name, labels, num_rows=None):
         raise ValueError(f"`{name}` is empty. Received: {name}.shape={labels.shape}")
     if num_rows is not None and len(labels) != num_rows:
         raise ValueError(
-            f"`{name}` must have one label per row ({num_rows}). Received: len({name})={len(labels)}"
+            f"`{name}` must have one label per {per} ({num_rows}). Received: len({name})={len(labels)}"
         )
     if labels.min() < 0:
         raise ValueError(f"`{name}` must be >= 0. Received: min({name})={labels.min()}")
