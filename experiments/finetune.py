@@ -53,7 +53,7 @@ def main(argv, flag_values=flags.FLAGS):
 
     from experiments import common
     from simclr_tf import evaluation
-    from simclr_tf.io import save_keras, write_json
+    from simclr_tf.atomic import save_keras, write_json
 
     f = flag_values
     out = os.path.abspath(f.output_dir)

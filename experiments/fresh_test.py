@@ -87,7 +87,7 @@ def main(argv):
     if not runs:
         raise app.UsageError("Name at least one run folder: python -m experiments.fresh_test RUN_DIR ...")
     from simclr_tf import data
-    from simclr_tf.io import write_json
+    from simclr_tf.atomic import write_json
 
     test = fresh_test_split(FLAGS.data_dir)
     train = data.load_embedded("train")

@@ -131,7 +131,7 @@ def plot_embedding(features, labels, names, path, seed, logdir=None):
     import numpy as np
 
     from simclr_tf.evaluation import tsne_2d
-    from simclr_tf.io import atomic_path
+    from simclr_tf.atomic import atomic_path
 
     points = tsne_2d(features, seed=seed)
     fig, ax = plt.subplots(figsize=(7, 6), dpi=100)
@@ -163,7 +163,7 @@ def main(argv, flag_values=flags.FLAGS):
 
     from experiments import common
     from simclr_tf import evaluation
-    from simclr_tf.io import write_json
+    from simclr_tf.atomic import write_json
 
     f = flag_values
     out = os.path.abspath(f.output_dir)

@@ -78,7 +78,7 @@ def main(argv):
     import simclr_tf
     from simclr_tf import callbacks as callbacks_lib
     from simclr_tf import data
-    from simclr_tf.io import save_keras, write_json
+    from simclr_tf.atomic import save_keras, write_json
 
     config = common.load_config(FLAGS.config)
     for key in ("dataset", "epochs", "batch_size"):

@@ -25,8 +25,8 @@ import warnings
 import keras
 import numpy as np
 
-from simclr_tf import io
-from simclr_tf.io import atomic_path
+from simclr_tf import atomic
+from simclr_tf.atomic import atomic_path
 
 _CKPT = re.compile(r"^epoch_(\d+)\.weights\.h5$")
 _BACKUP = re.compile(r"^ckpt-(\d+)$")
@@ -77,7 +77,7 @@ def remove_temporaries(folder, names=None):
     if not os.path.isdir(folder):
         return
     for entry in sorted(os.listdir(folder)):
-        final = io.old_artefact_name(entry)
+        final = atomic.old_artefact_name(entry)
         if final is None or (names is not None and final not in names):
             continue
         if not os.path.isdir(os.path.join(folder, entry)) or os.path.islink(os.path.join(folder, entry)):

@@ -20,7 +20,7 @@ leaves a half-written SavedModel under `path`. Inspect it with
 import keras
 import tensorflow as tf
 
-from simclr_tf.io import atomic_path
+from simclr_tf.atomic import atomic_path
 from simclr_tf.model import SimCLR
 
 

@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from simclr_tf.io import atomic_path
+from simclr_tf.atomic import atomic_path
 
 
 def _pil():

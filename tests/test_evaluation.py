@@ -19,7 +19,7 @@ from absl import flags
 import simclr_tf
 from simclr_tf import evaluation
 from simclr_tf.augmentation import SimCLRAugmentation
-from simclr_tf.io import save_keras
+from simclr_tf.atomic import save_keras
 
 SIZE = 16
 NUM_CLASSES = 4

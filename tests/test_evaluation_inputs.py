@@ -17,7 +17,7 @@ import tensorflow as tf
 import simclr_tf
 from simclr_tf import evaluation
 from simclr_tf.augmentation import SimCLRAugmentation
-from simclr_tf.io import write_json
+from simclr_tf.atomic import write_json
 from simclr_tf.visualize import augmentation_grid
 
 SIZE = 16
@@ -186,7 +186,7 @@ def _run_entry_point(module, argv):
 def test_refused_evaluation_runs_create_no_output_folder(tmp_path, name):
     import importlib
 
-    from simclr_tf.io import save_keras
+    from simclr_tf.atomic import save_keras
 
     module = importlib.import_module(f"experiments.{name}")
     save_keras(tiny_encoder(), str(tmp_path / "encoder.keras"))

@@ -86,7 +86,7 @@ def test_export_replaces_atomically_and_rejects_bad_input(model, tmp_path):
 
 
 def test_encoder_keras_file_reloads_and_fine_tunes(model, tmp_path):
-    from simclr_tf.io import save_keras
+    from simclr_tf.atomic import save_keras
 
     path = tmp_path / "encoder.keras"
     save_keras(model.encoder, path)

@@ -19,7 +19,7 @@ import pytest
 import simclr_tf
 from simclr_tf import callbacks as callbacks_lib
 from simclr_tf import evaluation
-from simclr_tf.io import save_keras, write_json
+from simclr_tf.atomic import save_keras, write_json
 from tests.distributed_helpers import free_ports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -228,7 +228,7 @@ def test_interrupted_writers_leave_old_artefact_or_nothing(tmp_path, monkeypatch
 
 
 def _write_dir(path, name, text):
-    from simclr_tf.io import atomic_path
+    from simclr_tf.atomic import atomic_path
     with atomic_path(path, directory=True) as tmp:
         os.makedirs(tmp)
         with open(os.path.join(tmp, name), "w") as f:

@@ -15,7 +15,7 @@ import os
 import platform
 
 from experiments.ablations import report, studies
-from simclr_tf.io import write_json
+from simclr_tf.atomic import write_json
 
 
 def machine():

@@ -1,6 +1,6 @@
 """A study's CSV (one row per finished cell) and its figure.
 
-Both are written atomically (`simclr_tf.io.atomic_path`) so an interrupted
+Both are written atomically (`simclr_tf.atomic.atomic_path`) so an interrupted
 run never leaves a half-written table. matplotlib is imported only when a
 figure is drawn.
 """
@@ -10,7 +10,7 @@ import math
 import os
 import warnings
 
-from simclr_tf.io import atomic_path
+from simclr_tf.atomic import atomic_path
 
 _FIRST = ("study", "cell", "kind")
 _RESULT_ORDER = ("top1", "top1_h", "top1_z", "top1_grid", "top5_h", "top5_z", "top5_grid", "train_top1_h",

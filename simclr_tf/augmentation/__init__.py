@@ -7,7 +7,7 @@ for floats, as ``keras.Sequential`` passes uint8 data on). See
 ``SimCLRAugmentation`` for the paper's whole policy.
 """
 
-from simclr_tf.augmentation.ablation import Cutout, GaussianNoise, RandomRotate90, SobelFilter
+from simclr_tf.augmentation.extra import Cutout, GaussianNoise, RandomRotate90, SobelFilter
 from simclr_tf.augmentation.apply import RandomApply
 from simclr_tf.augmentation.blur import RandomGaussianBlur
 from simclr_tf.augmentation.color import ColorDistortion, RandomColorJitter, RandomGrayscale
