@@ -14,20 +14,15 @@ crop (``crop.resample``). Border: reflection (``d c b | a b c d``), which keeps
 the border brightness; the authors' code pads with zeros, which darkens a
 border of ``kernel_size // 2`` pixels.
 
-Measured on the project's 2-core CPU at batch 256 (96 px, kernel 9 and 224 px,
-kernel 23): the matrix form beat a sum of ``kernel_size`` shifted slices both
-under ``tf.function`` (1.7x at 96 px) and under XLA (1.4x), despite its extra
-multiplies by zero; ``DepthwiseConv2D`` is very slow under XLA on CPU and cannot
-take a kernel per image without folding the batch into channels.
-
-Also tried and not kept (2026-11-29, same machine under load): a block-banded
-form, each block of ``s`` output rows reading ``s + K - 1`` reflect-indexed
-rows with one Toeplitz block per image. It cuts the multiply-adds 2.4x (96 px)
-to 4x (224 px) and matched the dense form to 2e-7, but ran 0.5-1.3x the dense
-speed (s in 16/32/56, windows by one gather or by pad and static slices):
-building the overlapping windows costs as much memory traffic as the matmul
-it saves on this memory-bound CPU. The crop, whose dense matrices are wider
-and whose gather moves uint8, does gain from it (``crop.py``).
+Why matrices: a sum of ``kernel_size`` shifted slices was slower under
+``tf.function`` and not reliably faster under XLA, despite the matrices'
+multiplies by zero; ``DepthwiseConv2D`` is very slow under XLA on CPU and
+cannot take a kernel per image without folding the batch into channels.
+Why dense, where the crop is block-banded: a block-banded blur cuts the
+multiply-adds but building its overlapping windows costs as much memory
+traffic as the matmul saves; the crop, whose dense matrices are wider and
+whose gather moves uint8, does gain from it. The measurements are in
+docs/BENCHMARKS.md, "Why the layers are written as they are".
 
 The kernel side defaults to 10% of the image side made odd, as the authors'
 code computes it: ``2 * ((side // 10) // 2) + 1``.

@@ -25,24 +25,18 @@ with identity factors for images that have nothing to do there. Per image,
 with hue at position ``p``, three "pre" stages run positions 0..2 (identity
 from ``p`` on), then the hue of the whole batch, then three "post" stages run
 positions 1..3 (identity up to ``p``). That is 6 cheap stages and 1 hue pass,
-against 4 affine maps plus 4 HSV round trips before; the result equals
+instead of 4 affine maps plus 4 HSV round trips; the result equals
 applying the ops one by one (tested against the ``tf.image`` reference).
-Measured side by side at 96 px, batch 256, on the shared 2-core VM (load
-average about 7): colour jitter 2775 -> 872 ms under ``tf.function`` and
-1531 -> 782 ms under XLA (the XLA numbers moved 2x between runs).
 
-XLA on CPU is sensitive to how this chain is written (2026-11-29, batch 256,
-best of interleaved runs): the hue wraps with ``x - 6 floor(x / 6)``, not
-``mod`` (XLA's float remainder does not vectorise: the hue pass alone went
-from 107 to 25 ms at 96 px, both measured with a training job sharing the
-machine), and the jittered planes are always blended with the pre-hue ones,
-even when every image is jittered (with the cheaper wrap and no blend, XLA
-fused the pre stages into later fusions and recomputed them there: 37 ms
-instead of 7-10 ms at 32 px). ``ColorDistortion(1.0)`` under XLA: 11.7 -> 9.4 ms at 32 px and
-117 -> 106 ms at 96 px. Also tried and not kept: a schedule with two
-contrast slots and per-pixel slots fused between them (two mean reductions
-instead of six) matched the reference but ran 1.4-30x slower under XLA,
-which recomputes long cross-channel chains per output channel.
+XLA on CPU is sensitive to how this chain is written. The hue wraps with
+``x - 6 floor(x / 6)``, not ``mod``: XLA's float remainder does not
+vectorise. The jittered planes are always blended with the pre-hue ones, even
+when every image is jittered: without the blend XLA fuses the pre stages into
+later fusions and recomputes them there. Fewer mean reductions (two contrast
+slots with the per-pixel stages fused between them) are slower under XLA,
+which recomputes long cross-channel chains per output channel. The
+measurements are in docs/BENCHMARKS.md, "Why the layers are written as they
+are".
 """
 
 import keras

@@ -37,18 +37,12 @@ ROI-align and ``tf.image.crop_and_resize`` do) instead of being renormalised at
 the box edge as slicing then resizing does; this only touches the outermost
 output pixels. Bicubic overshoot is clipped to [0, 1].
 
-Measured on the project's shared, heavily loaded 2-core CPU (batch 256, uint8
-input, bicubic with antialias and flip; best process CPU time of 3 interleaved
-runs, dense -> block-banded, ``benchmarks/resample.py``): 96 px
-``tf.function`` 218 -> 121 ms (1.8x, s = 16), XLA 132 -> 116 ms (1.1x);
-256 -> 224 px ``tf.function`` 3364 -> 1935-2178 ms (1.5-1.7x), XLA
-1618 -> 939-1074 ms (1.5-1.7x); 32 px no gain (0.9-1.1x), hence the dense
-fallback. Wall times were 2x noisier but gave the same ordering. The block
-matmuls are small (about 10 GFLOP/s against 35 for the dense ones here), so the
-gain is well below the 4-10x cut in multiply-adds. Earlier alternatives, both
-slower: a gather of the 4 bicubic taps per output pixel (memory-bound; XLA's
-gather very slow at 224 px) and ``GatherV2`` with batch dims under
-``tf.function``.
+Why block-banded only from 96 px up: the small block matmuls run far below
+the dense ones' rate, so the gain (1.1-1.8x, ``benchmarks/resample.py``) is
+well below the cut in multiply-adds, and at 32 px there is none, hence the
+dense fallback. A gather of the 4 bicubic taps per output pixel is slower
+(memory-bound; XLA's gather is very slow at 224 px). The measurements are in
+docs/BENCHMARKS.md, "Why the layers are written as they are".
 """
 
 import math
