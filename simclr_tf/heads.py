@@ -13,18 +13,12 @@ Modes, as in the paper's projection-head study (figure 8):
 so SimCLRv2-style fine-tuning can read a middle layer (`hidden_output`).
 """
 
-import numbers
-
 import keras
-import numpy as np
 from keras import layers
 
+from simclr_tf.validation import is_int
+
 _MODES = ("nonlinear", "linear", "none")
-
-
-def _is_int(value):
-    """Python and NumPy integers, not bools."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
 @keras.saving.register_keras_serializable(package="simclr_tf")
@@ -61,13 +55,13 @@ class ProjectionHead(keras.layers.Layer):
         super().__init__(**kwargs)
         if mode not in _MODES:
             raise ValueError(f"`mode` must be one of {_MODES}. Received: mode={mode!r}")
-        if not _is_int(num_layers) or num_layers < 1:
+        if not is_int(num_layers) or num_layers < 1:
             raise ValueError(
                 f"`num_layers` must be an integer >= 1. Received: num_layers={num_layers!r} "
                 f"(type {type(num_layers).__name__})"
             )
         for arg, value in (("hidden_dim", hidden_dim), ("output_dim", output_dim)):
-            if value is not None and (not _is_int(value) or value < 1):
+            if value is not None and (not is_int(value) or value < 1):
                 raise ValueError(
                     f"`{arg}` must be a positive integer. Received: {arg}={value!r} "
                     f"(type {type(value).__name__})"
@@ -145,7 +139,7 @@ class ProjectionHead(keras.layers.Layer):
     def hidden_output(self, inputs, layer_index, training=None):
         """Output of layer `layer_index` (0 = the input h, 1 = first layer...)."""
         depth = len(self.dense_layers)
-        if not _is_int(layer_index) or not 0 <= layer_index <= depth:
+        if not is_int(layer_index) or not 0 <= layer_index <= depth:
             raise ValueError(
                 f"`layer_index` must be an integer in [0, {depth}]. "
                 f"Received: layer_index={layer_index!r}"

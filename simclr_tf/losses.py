@@ -29,27 +29,26 @@ The similarity logits, the softmax and the loss are computed in float32 even
 when z arrives in float16 or bfloat16 (mixed precision).
 """
 
-import numbers
-
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
+
+from simclr_tf.validation import is_real
 
 LARGE_NUM = 1e9
 
 
 def _check_temperature(temperature):
     """Python and NumPy numbers must be > 0; a tensor (a traced value) passes."""
-    if isinstance(temperature, (bool, np.bool_)) or (
-        not isinstance(temperature, numbers.Real) and not hasattr(temperature, "dtype")
-    ):
+    if is_real(temperature):
+        if not temperature > 0:
+            raise ValueError(
+                f"`temperature` must be > 0. Received: temperature={temperature}"
+            )
+    elif isinstance(temperature, (bool, np.bool_)) or not hasattr(temperature, "dtype"):
         raise ValueError(
             f"`temperature` must be a number > 0. Received: temperature={temperature!r}"
-        )
-    if isinstance(temperature, numbers.Real) and not temperature > 0:
-        raise ValueError(
-            f"`temperature` must be > 0. Received: temperature={temperature}"
         )
 
 

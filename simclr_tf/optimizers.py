@@ -25,11 +25,12 @@ zero (`WarmupCosine`).
 """
 
 import math
-import numbers
 import warnings
 
 import keras
 from keras import ops
+
+from simclr_tf.validation import check_int, check_number, is_int, is_real
 
 _SCALINGS = ("linear", "sqrt")
 
@@ -49,14 +50,6 @@ def _role(variable):
 
 def _path(variable):
     return getattr(variable, "path", None) or variable.name
-
-
-def _is_real(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _is_variable(value):
@@ -166,33 +159,18 @@ class LARS(keras.optimizers.Optimizer):
         name="lars",
         **kwargs,
     ):
-        if _is_real(learning_rate):
-            if not learning_rate >= 0:
-                raise ValueError(
-                    "`learning_rate` must be non-negative. "
-                    f"Received: learning_rate={learning_rate}"
-                )
-            learning_rate = float(learning_rate)
-        if not _is_real(momentum) or not 0 <= momentum < 1:
+        if is_real(learning_rate):
+            # Otherwise a schedule or a variable, which Keras checks.
+            learning_rate = check_number("learning_rate", learning_rate, minimum=0)
+        if not is_real(momentum) or not 0 <= momentum < 1:
             raise ValueError(
                 f"`momentum` must be a float in [0, 1). Received: momentum={momentum}"
             )
         if weight_decay is None:
             weight_decay = 0.0
-        if not _is_real(weight_decay) or not weight_decay >= 0:
-            raise ValueError(
-                "`weight_decay` must be a non-negative float. "
-                f"Received: weight_decay={weight_decay}"
-            )
-        if not _is_real(trust_coefficient) or not trust_coefficient > 0:
-            raise ValueError(
-                "`trust_coefficient` must be a positive float. "
-                f"Received: trust_coefficient={trust_coefficient}"
-            )
-        if not _is_real(epsilon) or not epsilon >= 0:
-            raise ValueError(
-                f"`epsilon` must be a non-negative float. Received: epsilon={epsilon}"
-            )
+        check_number("weight_decay", weight_decay, minimum=0)
+        check_number("trust_coefficient", trust_coefficient, minimum=0, strict=True)
+        check_number("epsilon", epsilon, minimum=0)
         wd_exclusions = _check_exclusions(
             "exclude_from_weight_decay", exclude_from_weight_decay
         )
@@ -347,15 +325,8 @@ def peak_learning_rate(base_learning_rate, batch_size, scaling="linear"):
     Returns:
         The peak learning rate as a Python float.
     """
-    if not _is_real(base_learning_rate) or not base_learning_rate > 0:
-        raise ValueError(
-            "`base_learning_rate` must be a positive float. "
-            f"Received: base_learning_rate={base_learning_rate}"
-        )
-    if not _is_int(batch_size) or batch_size <= 0:
-        raise ValueError(
-            f"`batch_size` must be a positive int. Received: batch_size={batch_size}"
-        )
+    check_number("base_learning_rate", base_learning_rate, minimum=0, strict=True)
+    check_int("batch_size", batch_size, minimum=1)
     if scaling == "linear":
         return float(base_learning_rate) * int(batch_size) / 256.0
     if scaling == "sqrt":
@@ -408,12 +379,8 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
         self.peak_learning_rate = peak_learning_rate(
             base_learning_rate, batch_size, scaling
         )
-        if not _is_int(total_steps) or total_steps <= 0:
-            raise ValueError(
-                "`total_steps` must be a positive int. "
-                f"Received: total_steps={total_steps}"
-            )
-        if not _is_int(warmup_steps) or not 0 <= warmup_steps <= total_steps:
+        check_int("total_steps", total_steps, minimum=1)
+        if not is_int(warmup_steps) or not 0 <= warmup_steps <= total_steps:
             raise ValueError(
                 "`warmup_steps` must be an int in [0, total_steps="
                 f"{total_steps}]. Received: warmup_steps={warmup_steps}"

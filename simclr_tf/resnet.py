@@ -15,11 +15,11 @@ The result is a plain functional `keras.Model`, so it serialises to `.keras`,
 fine-tunes, and plugs into `keras.Sequential([encoder, Dense(10)])`.
 """
 
-import numbers
-
 import keras
 import numpy as np
 from keras import layers
+
+from simclr_tf.validation import is_int, is_real
 
 _BLOCKS = {
     10: ("basic", (1, 1, 1, 1)),
@@ -138,16 +138,13 @@ def resnet(
         He et al., "Deep Residual Learning for Image Recognition", CVPR 2016;
         Chen et al., SimCLR, ICML 2020 (appendix B.9 for small images).
     """
-    if (isinstance(depth, (bool, np.bool_)) or not isinstance(depth, numbers.Integral)
-            or depth not in _BLOCKS):
+    if not is_int(depth) or depth not in _BLOCKS:
         raise ValueError(
             f"`depth` must be one of {sorted(_BLOCKS)}. Received: depth={depth!r}"
         )
     depth = int(depth)
     if (stage_widths is None or width_multiplier is not None) and (
-        isinstance(width_multiplier, (bool, np.bool_))
-        or not isinstance(width_multiplier, numbers.Real)
-        or not width_multiplier > 0
+        not is_real(width_multiplier) or not width_multiplier > 0
     ):
         raise ValueError(
             "`width_multiplier` must be a positive number. "
@@ -180,8 +177,7 @@ def resnet(
     elif (
         not isinstance(stage_widths, (list, tuple))
         or len(stage_widths) != 4
-        or not all(isinstance(w, numbers.Integral) and not isinstance(w, bool) and w > 0
-                   for w in stage_widths)
+        or not all(is_int(w) and w > 0 for w in stage_widths)
     ):
         raise ValueError(
             "`stage_widths` must be 4 positive ints (one per stage). "

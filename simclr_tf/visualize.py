@@ -11,12 +11,12 @@ PIL (Pillow) is imported only when a picture is written; install it with
     SimCLRAugmentation(160, seed=0), 'docs/augmentation_grid.png', num_views=6)"
 """
 
-import numbers
 import os
 
 import numpy as np
 
 from simclr_tf.atomic import atomic_path
+from simclr_tf.validation import check_int
 
 
 def _pil():
@@ -77,18 +77,9 @@ def augmentation_grid(images, augmenter, path, num_views=5, padding=4, backgroun
     >>> grid.shape
     (28, 52, 3)
     """
-    for name, value, minimum, maximum in (
-        ("num_views", num_views, 1, None), ("padding", padding, 0, None), ("background", background, 0, 255)
-    ):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, numbers.Integral)
-            or value < minimum
-            or (maximum is not None and value > maximum)
-        ):
-            bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-            raise ValueError(f"`{name}` must be an integer {bound}. Received: {name}={value!r}")
-    num_views, padding, background = int(num_views), int(padding), int(background)
+    num_views = check_int("num_views", num_views, minimum=1)
+    padding = check_int("padding", padding, minimum=0)
+    background = check_int("background", background, minimum=0, maximum=255)
     images = [np.asarray(image) for image in images]
     if not images:
         raise ValueError(f"`images` must hold at least one image. Received: images={images}")
