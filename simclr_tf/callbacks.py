@@ -25,7 +25,7 @@ import warnings
 import keras
 import numpy as np
 
-from simclr_tf import atomic
+from simclr_tf import _keras_compat, atomic
 from simclr_tf.atomic import atomic_path
 
 _CKPT = re.compile(r"^epoch_(\d+)\.weights\.h5$")
@@ -146,7 +146,7 @@ def _seed_states(model):
     # `save_weights`, so the augmenter would restart its random stream. They
     # are matched by position (model structure), not by path: layer names get
     # suffixes (`_1`) when a process builds the model twice.
-    return [v for v in model.variables if v.name == "seed_generator_state"]
+    return [v for v in model.variables if v.name == _keras_compat.SEED_STATE_NAME]
 
 
 def _as_float(value):
@@ -276,7 +276,7 @@ class ResumableBackup(keras.callbacks.Callback):
             self.restored = dict(state, epoch=epoch, path=path)
             self._history = {k: list(v) for k, v in state.get("history", {}).items()}
             self._epoch = epoch
-            model._initial_epoch = epoch  # noqa: SLF001 (the hook Keras's BackupAndRestore uses)
+            _keras_compat.set_initial_epoch(model, epoch)
             if errors and is_chief(model.distribute_strategy):
                 # Unreadable backups newer than this one would count as the
                 # newest when pruning, and the good ones written from here on
@@ -361,10 +361,10 @@ class ResumableBackup(keras.callbacks.Callback):
             self.restore(self.model)
 
     def on_train_end(self, logs=None):
-        # Keras reads `_initial_epoch` at every `fit` and never clears it: a
+        # Keras reads the initial epoch at every `fit` and never clears it: a
         # later `fit` of the same model would silently skip the restored
         # number of epochs.
-        self.model._initial_epoch = None  # noqa: SLF001
+        _keras_compat.set_initial_epoch(self.model, None)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch

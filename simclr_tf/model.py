@@ -40,8 +40,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
-from keras.src.losses.loss import scale_loss_for_distribution
 
+from simclr_tf import _keras_compat
+from simclr_tf._keras_compat import scale_loss_for_distribution
 from simclr_tf.augmentation._base import BaseAugmentation
 from simclr_tf.heads import ProjectionHead
 from simclr_tf.losses import nt_xent
@@ -102,7 +103,7 @@ def _global_batch_size(images):
 def _augmenter_parts(augmenter):
     """The augmenter and every layer inside it (itself alone if not a layer)."""
     if isinstance(augmenter, keras.layers.Layer):
-        return augmenter._flatten_layers(include_self=True, recursive=True)  # noqa: SLF001
+        return _keras_compat.flatten_layers(augmenter)
     return [augmenter]
 
 
@@ -111,7 +112,7 @@ def _seed_generators(augmenter):
     layers' seed generators and any held as attributes), one per state."""
     found, seen = [], set()
     for obj in _augmenter_parts(augmenter):
-        candidates = list(getattr(obj, "_seed_generators", None) or [])
+        candidates = _keras_compat.tracked_seed_generators(obj)
         for value in getattr(obj, "__dict__", {}).values():
             if isinstance(value, (list, tuple)):
                 candidates.extend(value)
@@ -129,12 +130,12 @@ def _multi_worker():
         return False
     strategy = tf.distribute.get_strategy()
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
-        strategy.extended._in_multi_worker_mode()  # noqa: SLF001 (as Keras checks it)
+        _keras_compat.in_multi_worker_mode(strategy)
     )
 
 
 @keras.saving.register_keras_serializable(package="simclr_tf")
-class SimCLR(keras.Model):
+class SimCLR(_keras_compat.SkipSymbolicBuild, keras.Model):
     """SimCLR contrastive pretraining as a self-training Keras model.
 
     Args:
@@ -147,11 +148,11 @@ class SimCLR(keras.Model):
         augmenter: a layer called as `augmenter(images, training=...)` that
             returns float32 [0, 1] views of shape (B, S, S, 3), e.g.
             `simclr_tf.SimCLRAugmentation(S)`. It gets the batches as they
-            come (uint8, or float in [0, 1]), so our layers built with a
-            `value_range` are refused. A `keras.Sequential` augmenter must
-            start with `keras.Input(shape, dtype=...)` of the data's dtype:
-            without it Keras casts uint8 batches to float32 on the 0-255
-            scale, which our layers refuse.
+            come: uint8 (TFDS, `simclr_tf.data`), float32 on the 0-255
+            scale (`keras.utils.image_dataset_from_directory`) or float in
+            [0, 1], read by the rule of `simclr_tf.augmentation`; our layers
+            built with a `value_range` other than (0, 255) are refused, since
+            export feeds uint8.
         temperature: NT-Xent temperature tau > 0.
         num_classes: when set, an online linear probe with this many classes
             trains on `stop_gradient(h)` whenever batches carry labels.
@@ -199,17 +200,19 @@ class SimCLR(keras.Model):
                 f"simclr_tf.SimCLRAugmentation. Received: augmenter={augmenter!r}"
             )
         # Training, evaluation, `call` and the exported uint8 endpoint all hand
-        # the augmenter uint8 or float [0, 1] batches as they come. Only our
-        # layers, also inside a Sequential: Keras's image layers have a
-        # `value_range` of their own meaning.
+        # the augmenter the batches as they come, uint8 included, so our
+        # layers must read uint8 as [0, 255]: the default rule or (0, 255).
+        # Only our layers, also inside a Sequential: Keras's image layers
+        # have a `value_range` of their own meaning.
         declared = [layer for layer in _augmenter_parts(augmenter)
-                    if isinstance(layer, BaseAugmentation) and layer.value_range is not None]
+                    if isinstance(layer, BaseAugmentation)
+                    and layer.value_range not in (None, (0.0, 255.0))]
         if declared:
             raise ValueError(
-                "`augmenter` must read the default scales (uint8 in [0, 255], floats in [0, 1]): SimCLR "
-                "feeds it the batches as they come, in training, evaluation and export. Convert float "
-                "0-255 data in your input pipeline (cast to uint8, or divide by 255) and leave "
-                f"`value_range` unset. Received: {declared[0].name}.value_range={declared[0].value_range}"
+                "`augmenter` must read uint8 images as [0, 255]: SimCLR feeds it the batches as they come, "
+                "in training, evaluation and export (uint8). Leave `value_range` unset (uint8, 0-255 floats "
+                "and [0, 1] floats are all read correctly) or pass (0, 255), and convert other scales in "
+                f"your input pipeline. Received: {declared[0].name}.value_range={declared[0].value_range}"
             )
         if (isinstance(temperature, (bool, np.bool_)) or not isinstance(temperature, numbers.Real)
                 or not temperature > 0):
@@ -310,13 +313,10 @@ class SimCLR(keras.Model):
                    if k in config}
         self.compile(optimizer=optimizer, **options)
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+    def _before_first_step(self):
         # Every layer is built in the constructor and the optimiser in
-        # `compile`, so Keras's symbolic build has nothing to do. Skipping it
-        # also skips the cross-worker MEAN all-reduce of a data batch that
-        # Keras 3 runs under MultiWorkerMirroredStrategy just to read shapes,
-        # which fails on uint8 images ("Value for attr 'T' of uint8 is not in
-        # the list of allowed values").
+        # `compile`, so Keras's symbolic build is skipped (`SkipSymbolicBuild`
+        # says why); an optimiser whose variables were reset is rebuilt here.
         if self.optimizer is not None and not self.optimizer.built:
             with self.distribute_strategy.scope():
                 self.optimizer.build(self.contrastive_variables)

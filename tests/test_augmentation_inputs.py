@@ -1,5 +1,6 @@
 """Input and argument checks of simclr_tf.augmentation: non-finite arguments,
-traced 0-255 floats, symbolic inputs, mixed precision, cutout shape, seed state
+the value-range rule (uint8, 0-255 and [0, 1] floats, refused scales, old
+configs), symbolic inputs, mixed precision, cutout shape, seed state
 tracking, RandomRotate90 messages. Tiny inputs only."""
 
 import keras
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import simclr_tf
 from simclr_tf import augmentation as aug
 from simclr_tf import callbacks
 
@@ -47,25 +49,93 @@ def test_numpy_bool_antialias_is_accepted():
     assert aug.SimCLRAugmentation(8, antialias=False).get_config()["antialias"] is False
 
 
-# ---------------------------------------------------------------- defect 2: traced 0-255 floats
+# ---------------------------------------------------------------- the value-range rule
 
 
-def test_traced_float_images_outside_unit_range_raise():
-    resized = tf.image.resize(_uint8((2, 10, 10, 3)), (8, 8))  # float32 on the 0-255 scale
-    flip = tf.function(aug.RandomFlip(seed=0, name="flip_under_test"))
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"flip_under_test: floating `images` must lie in \[0, 1\].*uint8"):
-        flip(resized)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="min < 0"):
-        flip(tf.fill((2, 4, 4, 3), -0.5))
-    # The common case: resizing inside a tf.data map.
+_LAYERS = {
+    "pipeline": lambda: aug.SimCLRAugmentation(8, seed=0),
+    "crop": lambda: aug.RandomResizedCrop(8, flip_rate=0.5, seed=0),
+    "flip": lambda: aug.RandomFlip(seed=0),
+    "color": lambda: aug.ColorDistortion(seed=0),
+}
+
+
+@pytest.mark.parametrize("layer", sorted(_LAYERS))
+def test_uint8_0_255_floats_and_unit_floats_give_the_same_views(layer):
+    # The default rule (simclr_tf.augmentation): uint8, float32 on the 0-255
+    # scale (image_dataset_from_directory) and floats in [0, 1] are one image.
+    images = _uint8((2, 10, 10, 3))
+    expected = np.asarray(_LAYERS[layer]()(images))
+    for x in (images.astype("float32"), images.astype("float32") / 255.0, images.astype("float64")):
+        np.testing.assert_allclose(_LAYERS[layer]()(x), expected, atol=2e-6)
+        np.testing.assert_allclose(tf.function(_LAYERS[layer]())(tf.constant(x)), expected, atol=2e-6)
+    ds = tf.data.Dataset.from_tensors(images.astype("float32")).map(_LAYERS[layer]())
+    np.testing.assert_allclose(next(iter(ds)), expected, atol=2e-6)
+
+
+def test_the_scale_is_chosen_per_batch_and_resampled_0_255_floats_work():
+    # tf.image.resize of uint8 data inside a tf.data map: floats on the 0-255 scale.
     layer = aug.SimCLRAugmentation(8, seed=0)
-    ds = tf.data.Dataset.from_tensor_slices(_uint8((4, 10, 10, 3))).batch(4)
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"sim_clr_augmentation.*must lie in \[0, 1\]"):
-        next(iter(ds.map(lambda x: layer(tf.image.resize(x, (8, 8))))))
-    # Resampling overshoot and uint8 pass.
-    out = flip(tf.fill((2, 4, 4, 3), 1.0000001))
-    assert float(tf.reduce_max(out)) == 1.0
-    assert next(iter(ds.map(layer))).shape == (4, 8, 8, 3)
+    ds = tf.data.Dataset.from_tensor_slices(_uint8((4, 10, 10, 3))).batch(2)
+    views = [v.numpy() for v in ds.map(lambda x: layer(tf.image.resize(x, (8, 8)), training=False))]
+    assert all(v.shape == (2, 8, 8, 3) and 0.0 <= v.min() and v.max() <= 1.0 for v in views)
+    # A black [0, 1] batch and a 0-255 batch in one traced function.
+    flip = tf.function(aug.RandomFlip(rate=0.0, seed=0))
+    np.testing.assert_allclose(flip(tf.fill((1, 2, 2, 3), 0.5)), np.full((1, 2, 2, 3), 0.5))
+    np.testing.assert_allclose(flip(tf.fill((1, 2, 2, 3), 127.5)), np.full((1, 2, 2, 3), 0.5))
+    # Round-off just outside either scale is clipped.
+    assert float(tf.reduce_max(flip(tf.fill((2, 4, 4, 3), 1.0000001)))) == 1.0
+    assert float(tf.reduce_max(flip(tf.fill((2, 4, 4, 3), 255.1)))) == 1.0
+
+
+@pytest.mark.parametrize("value, low, high", [
+    (1.5, "1.5", "1.5"),        # fits neither scale
+    (2.0, "2.0", "2.0"),
+    (300.0, "300.0", "300.0"),  # above the 0-255 scale
+    (-0.5, "-0.5", "-0.5"),     # standardised or [-1, 1] data
+])
+def test_floats_outside_the_rule_are_refused_eagerly_and_in_graph(value, low, high):
+    images = np.full((2, 4, 4, 3), value, "float32")
+    message = r"must lie in \[0, 1\] or on the 0-255 scale .*value_range=\(low, high\)"
+    with pytest.raises(ValueError, match=message + rf".* Received: images with min={low}, max={high}"):
+        aug.RandomFlip(seed=0)(images)
+    flip = tf.function(aug.RandomFlip(seed=0, name="flip_under_test"))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="flip_under_test: Floating `images` " + message):
+        flip(images)
+    # The remedy the message names: declare the scale.
+    lo, hi = min(value, 0.0), max(value, 1.0)
+    assert aug.RandomFlip(seed=0, value_range=(lo, hi))(images).shape == (2, 4, 4, 3)
+
+
+def test_nan_pixels_are_refused_in_graph():
+    flip = tf.function(aug.RandomFlip(seed=0))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="must lie in"):
+        flip(tf.fill((2, 4, 4, 3), float("nan")))
+
+
+def test_simclr_accepts_value_range_0_255_and_refuses_other_scales():
+    from tests.test_model import tiny_encoder
+
+    def build(augmenter):
+        return simclr_tf.SimCLR(tiny_encoder(8), simclr_tf.ProjectionHead(output_dim=4), augmenter)
+
+    assert build(aug.SimCLRAugmentation(8, value_range=(0, 255))).augmenter.value_range == (0.0, 255.0)
+    with pytest.raises(ValueError, match=r"read uint8 images as \[0, 255\].* Received: \w+\.value_range=\(0\.0, 1\.0\)"):
+        build(aug.SimCLRAugmentation(8, value_range=(0, 1)))
+
+
+@pytest.mark.parametrize("config_value", ["absent", None])
+def test_configs_saved_before_the_0_255_default_load_with_the_old_meaning(config_value):
+    # Release 0.1.0 wrote `value_range: None`; configs written by hand may
+    # lack the key. Both read uint8 and [0, 1] floats exactly as before.
+    config = aug.SimCLRAugmentation(8, seed=0).get_config()
+    assert config["value_range"] is None  # the default rule is still spelled None
+    if config_value == "absent":
+        del config["value_range"]
+    clone = aug.SimCLRAugmentation.from_config(config)
+    images = _uint8((2, 10, 10, 3))
+    expected = np.asarray(aug.SimCLRAugmentation(8, seed=0)(images))
+    np.testing.assert_allclose(clone(images.astype("float32") / 255.0), expected, atol=2e-6)
 
 
 def test_traced_range_check_is_one_reduction_and_skipped_for_integers():

@@ -1,24 +1,13 @@
 """Shared plumbing for the augmentation layers: input checks, dtype and channel
 standardisation, argument validation and the base layer class.
 
-Every layer accepts uint8 (or any integer dtype, read as [0, 255]) or floating
-([0, 1]) images with 1 or 3 channels, batched ``(B, H, W, C)`` or one image
-``(H, W, C)``, and returns float32 RGB in [0, 1] with the same rank. Another
-input scale is declared with ``value_range=(low, high)`` (the name Keras's
-image layers use, though theirs also keep the output on that scale and ours
-always return [0, 1]), e.g. ``(0, 255)`` for float images on the 0-255
-scale, which is what ``keras.Sequential`` passes on when it is called on uint8
-images without a ``keras.Input(..., dtype="uint8")``: it casts them to
-float32. Only a pipeline's first layer needs it, since every layer returns
-[0, 1]. Shape and
-dtype problems are reported when the call is traced, from static information,
-so they surface as a ``ValueError`` naming the argument rather than as an error
+The value-range rule (how pixel values are read, and which are refused) is
+stated once, in the docstring of ``simclr_tf.augmentation``. Shape and dtype
+problems are reported when the call is traced, from static information, so
+they surface as a ``ValueError`` naming the argument rather than as an error
 deep inside TensorFlow; symbolic use (``keras.Input``) gets the same checks.
-Pixel values are checked on the host for eager calls; in traced calls
-(``tf.function``, ``tf.data``, ``fit``) floating input gets one in-graph
-min/max check per batch, so a float image on the 0-255 scale raises instead of
-being clipped to white (under XLA TensorFlow drops that assert). The layers
-compute in float32 and do not autocast their input under a mixed dtype policy.
+The layers compute in float32 and do not autocast their input under a mixed
+dtype policy.
 """
 
 import math
@@ -31,9 +20,14 @@ from keras import ops
 from simclr_tf.augmentation import _random
 
 
-# Resampling may overshoot [0, 1] by rounding; a 0-255 or standardised float
-# image is far outside this.
+# Resampling may overshoot a scale by rounding (this fraction of its width); a
+# standardised or 0-65535 float image is far outside it.
 _FLOAT_SLACK = 1e-3
+# Without `value_range`, a floating batch whose maximum lies in (1 + slack,
+# _AMBIGUOUS_MAX] fits neither scale: [0, 1] images pushed above 1 (bicubic
+# overshoot, unclipped arithmetic) or a 0-255 batch that is black to within
+# 1% grey. Refused rather than guessed.
+_AMBIGUOUS_MAX = 2.0
 
 
 def check_image_spec(shape, dtype=None, name="images"):
@@ -49,7 +43,7 @@ def check_image_spec(shape, dtype=None, name="images"):
         if not (dtype.startswith("float") or dtype.startswith("int") or dtype.startswith("uint")
                 or dtype == "bfloat16"):
             raise ValueError(
-                f"`{name}` must be an integer image in [0, 255] or a floating image in [0, 1]. "
+                f"`{name}` must be an integer image in [0, 255] or a floating image in [0, 1] or [0, 255]. "
                 f"Received: {name}.dtype={dtype}"
             )
     if shape is None:  # a graph tensor of unknown rank
@@ -71,21 +65,36 @@ def check_image_spec(shape, dtype=None, name="images"):
 
 
 def check_images(images, name="images", layer=None, value_range=None):
-    """Converts to a tensor and checks rank, channels and dtype statically.
+    """Converts to a tensor, checks rank, channels and dtype statically, and
+    checks pixel values (see ``simclr_tf.augmentation`` for the rule).
 
     Pixel values are checked on the host for concrete (eager) input; in traced
     calls floating input gets an in-graph range check (``check_float_range``).
     ``layer`` names the calling layer in that check's message; ``value_range``
-    (already validated, or None for the default scales) is the declared
-    input scale.
+    (already validated, or None for the default rule) is the declared input
+    scale. Without ``value_range`` floating input comes back as float32 on the
+    [0, 1] scale (a 0-255 batch divided by 255), so later steps read it as
+    [0, 1]; otherwise the input comes back unchanged.
     """
     images = ops.convert_to_tensor(images) if not _is_tensor(images) else images
     dtype = keras.backend.standardize_dtype(images.dtype)
     rank = getattr(images.shape, "rank", 0)
     check_image_spec(None if rank is None else tuple(images.shape), dtype, name)
+    high = None
     if not check_values(images, dtype, name, value_range):
-        images = check_float_range(images, dtype, name, layer, value_range)
+        images, high = check_float_range(images, dtype, name, layer, value_range)
+    if value_range is None and _is_float(dtype):
+        images = _to_unit_scale(images, high)
     return images
+
+
+def _to_unit_scale(images, high=None):
+    """Float images of a batch read on [0, 1] or on [0, 255] (the default
+    rule) as float32 on [0, 1]; ``high``: the batch maximum, if known."""
+    images = ops.cast(images, "float32")
+    if high is None:
+        high = ops.max(images, initial=0.0)  # an empty batch has no maximum
+    return images * ops.where(ops.cast(high, "float32") <= 1.0 + _FLOAT_SLACK, 1.0, 1.0 / 255.0)
 
 
 def validate_value_range(value_range):
@@ -107,11 +116,10 @@ def _is_float(dtype):
     return dtype.startswith("float") or dtype == "bfloat16"
 
 
-def _out_of_range_hint(name):
-    return (f"For float `{name}` on the 0-255 scale pass `value_range=(0, 255)` to the first layer "
-            "(with `simclr_tf.SimCLR`, cast them to uint8 or divide them by 255 instead); "
-            "`keras.Sequential` casts uint8 input to float32 unless it starts with "
-            "`keras.Input(shape, dtype=\"uint8\")`.")
+def _default_float_message(name):
+    return (f"Floating `{name}` must lie in [0, 1] or on the 0-255 scale (in [0, 255] with a maximum above "
+            f"{_AMBIGUOUS_MAX:g}: a maximum in (1, {_AMBIGUOUS_MAX:g}] fits neither scale). Clip resampled images "
+            "to their scale, or pass `value_range=(low, high)` for another scale")
 
 
 def check_values(images, dtype, name="images", value_range=None):
@@ -144,11 +152,8 @@ def check_values(images, dtype, name="images", value_range=None):
             )
     elif _is_float(dtype):
         low, high = float(values.min()), float(values.max())
-        if low < -_FLOAT_SLACK or high > 1.0 + _FLOAT_SLACK:
-            raise ValueError(
-                f"Floating `{name}` must lie in [0, 1] (integer images in [0, 255]). "
-                f"Received: {name} with min={low}, max={high}. {_out_of_range_hint(name)}"
-            )
+        if not _default_float_ok(low, high):
+            raise ValueError(f"{_default_float_message(name)}. Received: {name} with min={low}, max={high}")
     else:
         low, high = int(values.min()), int(values.max())
         if low < 0 or high > 255:
@@ -159,39 +164,47 @@ def check_values(images, dtype, name="images", value_range=None):
     return True
 
 
-def check_float_range(images, dtype, name="images", layer=None, value_range=None):
-    """In-graph check that traced floating images lie in [0, 1], or in
-    ``value_range`` when one is given (with slack).
+def _default_float_ok(low, high):
+    """The default rule for a floating batch's (min, max): [0, 1], or [0, 255]
+    with a maximum above _AMBIGUOUS_MAX. Works on floats and on tensors (NaN fails)."""
+    unit = (high <= 1.0 + _FLOAT_SLACK) & (low >= -_FLOAT_SLACK)
+    byte = (high > _AMBIGUOUS_MAX) & (high <= 255.0 * (1.0 + _FLOAT_SLACK)) & (low >= -255.0 * _FLOAT_SLACK)
+    return unit | byte
 
-    NaN and Inf pixels fail it too. The common mistake it catches is a float
-    image on the 0-255 scale, e.g.
-    ``tf.image.resize`` of uint8 data inside a ``tf.data`` map: without it the
-    pixels would be clipped to [0, 1] (nearly all white) without a word. It
-    costs one max and one min reduction per batch; integer input is skipped.
-    Raises ``InvalidArgumentError`` when the graph runs. Under XLA
+
+def check_float_range(images, dtype, name="images", layer=None, value_range=None):
+    """In-graph check that traced floating images follow the default rule
+    (``simclr_tf.augmentation``), or lie in ``value_range`` when one is given
+    (with slack). Returns ``(images, batch maximum)``, the maximum None when
+    no check was added (integer input, eager tensors, other backends).
+
+    NaN and Inf pixels fail it too. It catches, e.g., a bicubic resize that
+    overshoots the scale, or standardised images: without it the pixels would
+    be clipped without a word. It costs one max and one min reduction per
+    batch (the maximum also picks the default rule's scale); integer input is
+    skipped. Raises ``InvalidArgumentError`` when the graph runs. Under XLA
     (``jit_compile=True``) TensorFlow compiles ``Assert`` to a no-op, so the
     check is dropped there.
     """
     if not _is_float(dtype) or keras.backend.backend() != "tensorflow":
-        return images
+        return images, None
     import tensorflow as tf
 
     if tf.executing_eagerly():
-        return images
+        return images, None
     who = f"{layer}: " if layer else ""
-    if value_range is None:
-        lo, hi = 0.0, 1.0
-        message = (
-            f"{who}floating `{name}` must lie in [0, 1]; pass uint8 (or integer) images for the 0-255 scale "
-            f"(e.g. cast the output of tf.image.resize to uint8, or divide it by 255). {_out_of_range_hint(name)} "
-            f"Received: {name} with"
-        )
-    else:
-        lo, hi = value_range
-        message = f"{who}`{name}` must lie in `value_range`={value_range}. Received: {name} with"
-    slack = _FLOAT_SLACK * (hi - lo)
     high = tf.cast(tf.reduce_max(images), "float32")
     low = tf.cast(tf.reduce_min(images), "float32")
+    if value_range is None:
+        # NaN fails every comparison, so NaN pixels are caught here as well.
+        ok = _default_float_ok(low, high)
+        message = f"{who}{_default_float_message(name)}. Received: {name} with (min, max) ="
+        check = tf.debugging.Assert(ok, [message, low, high], summarize=1)
+        with tf.control_dependencies([check]):
+            return tf.identity(images), high
+    lo, hi = value_range
+    message = f"{who}`{name}` must lie in `value_range`={value_range}. Received: {name} with"
+    slack = _FLOAT_SLACK * (hi - lo)
     checks = [
         # NaN fails these comparisons too, so NaN pixels are caught here as well.
         tf.debugging.assert_less_equal(high, hi + slack, message=f"{message} max > {hi:g} (or NaN)",
@@ -200,7 +213,7 @@ def check_float_range(images, dtype, name="images", layer=None, value_range=None
                                           summarize=1),
     ]
     with tf.control_dependencies(checks):
-        return tf.identity(images)
+        return tf.identity(images), high
 
 
 def _is_tensor(x):
@@ -208,8 +221,9 @@ def _is_tensor(x):
 
 
 def to_float(images, value_range=None):
-    """Casts to float32 in [0, 1]: integer images are divided by 255, and
-    with a ``value_range`` any input maps ``low -> 0`` and ``high -> 1``."""
+    """Casts checked images (``check_images``) to float32 in [0, 1]: integer
+    images are divided by 255, floats are clipped, and with a ``value_range``
+    any input maps ``low -> 0`` and ``high -> 1``."""
     dtype = keras.backend.standardize_dtype(images.dtype)
     images = ops.cast(images, "float32")
     if value_range is None:
@@ -229,8 +243,9 @@ def to_rgb(images):
 
 
 def input_affine(dtype, value_range=None):
-    """``(scale, offset)`` mapping the input to [0, 1] as ``x * scale + offset``:
-    ``(1/255, 0)`` for integers and ``(1, 0)`` for floats, or from ``value_range``."""
+    """``(scale, offset)`` mapping checked input to [0, 1] as ``x * scale + offset``:
+    ``(1/255, 0)`` for integers and ``(1, 0)`` for floats (``check_images``
+    already brought them to [0, 1]), or from ``value_range``."""
     if value_range is not None:
         lo, hi = value_range
         return 1.0 / (hi - lo), -lo / (hi - lo)
@@ -320,10 +335,10 @@ class BaseAugmentation(keras.layers.Layer):
     ``(B, H, W, 3)`` in [0, 1] and may override ``prepare`` when they want the
     raw input (the crop folds the dtype scale into its interpolation matrices).
 
-    Every subclass takes ``value_range``: None (integer images in [0, 255],
-    floats in [0, 1]) or the input's ``(low, high)`` for any dtype, e.g.
-    ``(0, 255)`` for float images on the 0-255 scale. The output is always
-    float32 in [0, 1], so in a pipeline only the first layer needs it.
+    Every subclass takes ``value_range``: None (the default rule: integer
+    images in [0, 255], floats in [0, 1] or on the 0-255 scale, told apart per
+    batch) or the input's ``(low, high)`` for any dtype. The output is always
+    float32 in [0, 1]. The rule is stated in ``simclr_tf.augmentation``.
     """
 
     def __init__(self, seed=None, value_range=None, **kwargs):

@@ -26,15 +26,9 @@ class SimCLRAugmentation(_base.BaseAugmentation):
     ``training=False`` gives the evaluation transform: the centred crop of
     ``eval_crop_fraction`` of the side, resized (the authors' ``center_crop``).
 
-    Inside your own Keras model, give it an input of the data's dtype
-    (``keras.Input(shape, dtype="uint8")``), feed floats in [0, 1], or
-    declare the scale with ``value_range=(0, 255)``: with Keras's default
-    float32 ``Input`` (which ``keras.Sequential`` also adds), uint8 batches
-    are cast to floats in [0, 255], which the layer otherwise refuses (inside
-    a traced step, with an in-graph check that XLA drops: there they would be
-    clipped to [0, 1]). ``SimCLR`` needs no such care when given this layer
-    itself: it hands the raw batch to the augmenter (a ``keras.Sequential``
-    augmenter needs the ``keras.Input``).
+    Pixel values follow the rule of ``simclr_tf.augmentation``: uint8, floats
+    on the 0-255 scale (``keras.utils.image_dataset_from_directory``,
+    ``keras.Sequential`` on uint8) and floats in [0, 1] all work as they come.
 
     Args:
         image_size: output side in pixels.
@@ -62,9 +56,9 @@ class SimCLRAugmentation(_base.BaseAugmentation):
         eval_crop_fraction: side fraction of the centred eval crop; None means
             0.875 unless ``image_size <= 32`` (then 1.0, a plain resize), as the
             authors' code.
-        value_range: None (integer images in [0, 255], floats in [0, 1]) or
-            the input's ``(low, high)`` for any dtype, e.g. ``(0, 255)`` for
-            floats on the 0-255 scale; the output is always [0, 1].
+        value_range: None (the default rule of ``simclr_tf.augmentation``)
+            or the input's ``(low, high)`` for any dtype; the output is
+            always [0, 1].
 
     Example:
     >>> import numpy as np
