@@ -44,7 +44,7 @@ def probe_run(run_dir, train, test):
     """The main job's three probes for one run folder, on `train` / `test` arrays.
 
     The run's `probe.max_examples` (when set) keeps the first that many
-    training rows, as `experiments.pretrain.run_probes` did; every `test`
+    training rows, as `simclr-tf pretrain` did; every `test`
     image is probed.
 
     Returns {"learned" | "random" | "pixels": {"top1", "validation_top1", "l2"}}
@@ -52,8 +52,8 @@ def probe_run(run_dir, train, test):
     """
     import keras
 
-    from experiments import common
     from simclr_tf import data
+    from simclr_tf.cli import builders, probes
 
     metrics_path = os.path.join(run_dir, "metrics.json")
     encoder_path = os.path.join(run_dir, "encoder.keras")
@@ -66,9 +66,9 @@ def probe_run(run_dir, train, test):
     limit = config.get("probe", {}).get("max_examples")
     if limit:  # the run's own probe took the first `limit` rows (run_probes)
         train = tuple(array[:limit] for array in train)
-    augmenter = common.build_augmenter(config)  # its evaluation transform, as the run's
+    augmenter = builders.build_augmenter(config)  # its evaluation transform, as the run's
     view = lambda x: augmenter(x, training=False)  # noqa: E731
-    scores = common.probe_representations(
+    scores = probes.probe_representations(
         config, keras.saving.load_model(encoder_path), view,
         *(data.from_arrays(images, labels, batch_size=500) for images, labels in (train, test)))
     return {

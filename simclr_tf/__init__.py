@@ -8,17 +8,6 @@ Public API:
 
 __version__ = "0.1.0"
 
-import os as _os
-import sys as _sys
-
-if "tensorflow" not in _sys.modules:
-    # TensorFlow turns its oneDNN CPU kernels on by default only on CPUs with
-    # AVX-512 VNNI / BF16 or AMX. On AVX2-only CPUs (such as the AMD EPYC VMs
-    # this project is developed on) they make the SimCLR train step 2x
-    # faster (docs/BENCHMARKS.md). A value you set yourself (0 turns oneDNN
-    # off) wins; this has no effect once TensorFlow is imported.
-    _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-
 from simclr_tf import data  # noqa: F401
 from simclr_tf.augmentation import (  # noqa: F401
     ColorDistortion,

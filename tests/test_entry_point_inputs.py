@@ -1,6 +1,6 @@
 """The entry points' inputs: `--set` values and sections, ablation cells checked
-before any trains, output folders, `--deterministic` spellings, stale
-checkpoints and fresh_test's training rows. All cheap: no training."""
+before any trains, output folders, `--deterministic` spellings and oneDNN,
+stale checkpoints and fresh_test's training rows. All cheap: no training."""
 
 import json
 import os
@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from absl import flags
 
-from experiments import argv as argv_lib
+import simclr_tf_launcher
 from experiments import common, fresh_test
 from experiments.ablations import harness, run, studies
 from simclr_tf import data
+from simclr_tf.cli import files, probes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -159,10 +160,10 @@ def test_output_dir_check_creates_nothing(tmp_path):
     afile = tmp_path / "afile"
     afile.write_text("x")
     with pytest.raises(ValueError, match=r"`--output_dir` is under .*afile.*, a file\. Received: output_dir="):
-        common.check_output_dir(str(afile / "run" / "deeper"))
+        files.check_output_dir(str(afile / "run" / "deeper"))
     with pytest.raises(ValueError, match=r"exists and is not a folder"):
-        common.check_output_dir(str(afile))
-    common.check_output_dir(str(tmp_path / "new" / "run"))
+        files.check_output_dir(str(afile))
+    files.check_output_dir(str(tmp_path / "new" / "run"))
     assert sorted(os.listdir(tmp_path)) == ["afile"]
 
 
@@ -174,8 +175,10 @@ def test_pretrain_refuses_an_output_dir_under_a_file_before_loading_data(tmp_pat
         cwd=ROOT, capture_output=True, text=True, timeout=300,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
-    assert result.returncode != 0
-    assert "ValueError: `--output_dir` is under" in result.stderr, result.stderr[-2000:]
+    assert result.returncode == 2
+    # One line, no traceback.
+    assert "experiments.pretrain: error: `--output_dir` is under" in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
     assert "parameters" not in result.stderr + result.stdout  # no model was built
 
 
@@ -192,23 +195,43 @@ def test_determinism_preparse_agrees_with_absl(args):
     values = flags.FlagValues()
     flags.DEFINE_boolean("deterministic", False, "", flag_values=values)
     values(["prog", *args])
-    assert bool(argv_lib.bool_flag(["prog", *args], "deterministic")) is values.deterministic
+    assert bool(simclr_tf_launcher.bool_flag(["prog", *args], "deterministic")) is values.deterministic
 
 
-def test_pretrain_turns_onednn_off_for_every_true_spelling():
-    code = (
-        "import os, sys; sys.argv = ['pretrain', '-deterministic']\n"
-        "import experiments.pretrain as p\n"
-        "print(os.environ['TF_ENABLE_ONEDNN_OPTS'])\n"
-        f"print([p._asks_for_determinism(['pretrain', s]) for s in {SPELLINGS!r}])\n"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                            timeout=300, env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"})
+def _onednn_after(code, env=None):
+    """The lines a fresh process prints after running `code`, then TF_ENABLE_ONEDNN_OPTS."""
+    base = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    result = subprocess.run(
+        [sys.executable, "-c", code + "\nimport os; print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'))"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**base, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})})
     assert result.returncode == 0, result.stderr[-2000:]
-    onednn, asked = result.stdout.strip().splitlines()[-2:]
-    assert onednn == "0"
-    assert asked == str([True] * 5 + [False] * 5)
+    return result.stdout.strip().splitlines()
+
+
+def test_importing_the_library_leaves_onednn_alone():
+    assert _onednn_after("import simclr_tf") == ["None"]
+    assert _onednn_after("import simclr_tf", {"TF_ENABLE_ONEDNN_OPTS": "0"}) == ["0"]
+
+
+def test_entry_points_turn_onednn_on_before_tensorflow_and_off_for_determinism():
+    # The entry points' package sets it from the command line as it is
+    # imported, before TensorFlow loads (TensorFlow reads it once, then);
+    # a value the user set wins.
+    code = ("import sys; sys.argv = ['pretrain'{}]\nimport experiments.pretrain\n"
+            "from tensorflow.python.util import _pywrap_util_port as port\n"
+            "print(port.IsMklEnabled())")
+    assert _onednn_after(code.format("")) == ["True", "1"]
+    assert _onednn_after(code.format(", '-deterministic'")) == ["False", "0"]
+    assert _onednn_after(code.format(""), {"TF_ENABLE_ONEDNN_OPTS": "0"}) == ["False", "0"]
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+def test_every_true_spelling_of_deterministic_turns_onednn_off(spelling, monkeypatch):
+    monkeypatch.delitem(sys.modules, "tensorflow")  # as before TensorFlow loads
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    simclr_tf_launcher.set_onednn(["pretrain", spelling])
+    assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == ("0" if spelling in SPELLINGS[:5] else "1")
 
 
 def test_fresh_start_moves_only_an_earlier_runs_checkpoints_aside(tmp_path):
@@ -216,14 +239,14 @@ def test_fresh_start_moves_only_an_earlier_runs_checkpoints_aside(tmp_path):
     folder.mkdir()
     for name in ("epoch_0006.weights.h5", "epoch_0008.weights.h5", "notes.txt", "epoch_7.keras"):
         (folder / name).write_text(name)
-    moved, aside = common.move_stale_checkpoints(str(folder))
+    moved, aside = files.move_stale_checkpoints(str(folder))
     assert moved == ["epoch_0006.weights.h5", "epoch_0008.weights.h5"]
     assert sorted(os.listdir(folder)) == sorted(["epoch_7.keras", "notes.txt", os.path.basename(aside)])
     # Nothing is lost: the files sit in the subfolder, unchanged.
     assert {name: open(os.path.join(aside, name)).read() for name in os.listdir(aside)} == {
         name: name for name in moved}
-    assert common.move_stale_checkpoints(str(folder)) == ([], None)
-    assert common.move_stale_checkpoints(str(tmp_path / "missing")) == ([], None)
+    assert files.move_stale_checkpoints(str(folder)) == ([], None)
+    assert files.move_stale_checkpoints(str(tmp_path / "missing")) == ([], None)
 
 
 # -- fresh_test ----------------------------------------------------------------
@@ -242,7 +265,7 @@ def test_fresh_test_probes_the_runs_max_examples_training_rows(tmp_path, monkeyp
         seen["test"] = sum(int(x.shape[0]) for x, _ in test)
         return {name: {"top1": 0.5} for name in ("learned", "random", "pixels")}
 
-    monkeypatch.setattr(common, "probe_representations", fake_probe)
+    monkeypatch.setattr(probes, "probe_representations", fake_probe)
     train = tuple(a[:120] for a in data.load_embedded("train"))
     test = tuple(a[:70] for a in data.load_embedded("test"))
     fresh_test.probe_run(str(run_dir), train, test)
@@ -254,10 +277,10 @@ def test_two_fresh_starts_in_one_second_keep_both_sets_beside_each_other(tmp_pat
     # A dot in a parent folder's name must not end up in the new subfolder's path.
     folder = tmp_path / "run.v2" / "checkpoints"
     folder.mkdir(parents=True)
-    monkeypatch.setattr(common.time, "strftime", lambda fmt, t=None: "earlier_run_T")
+    monkeypatch.setattr(files.time, "strftime", lambda fmt, t=None: "earlier_run_T")
     asides = []
     for text in ("first", "second"):
         (folder / "epoch_0001.weights.h5").write_text(text)
-        asides.append(common.move_stale_checkpoints(str(folder))[1])
+        asides.append(files.move_stale_checkpoints(str(folder))[1])
     assert asides == [str(folder / "earlier_run_T"), str(folder / "earlier_run_T.1")]
     assert [open(os.path.join(a, "epoch_0001.weights.h5")).read() for a in asides] == ["first", "second"]

@@ -1,8 +1,9 @@
 """Runs one cell: a short pretraining (or supervised training) and its
 linear evaluation, returning a dict of numbers.
 
-Linear evaluation is `simclr_tf.evaluation.linear_probe` on frozen features
-of the evaluation transform (no augmentation), on the first
+Linear evaluation is the command line's one probe (`simclr_tf.cli.probes`,
+with the config's `probe` settings; Adam where they name no solver) on frozen
+features of the evaluation transform (no augmentation), on the first
 `probe.train_examples` / `probe.test_examples` images of each split (all of
 it when None). Supervised cells report the test top-1 of the trained
 classifier on the same test images (`top1`) and the linear probe of their
@@ -18,10 +19,10 @@ import numpy as np
 import tensorflow as tf
 
 import simclr_tf
-from experiments import common
 from experiments.ablations import operators
 from simclr_tf import callbacks as callbacks_lib
 from simclr_tf import data, evaluation
+from simclr_tf.cli import builders, files, probes
 
 
 class OneBranchSimCLR(simclr_tf.SimCLR):
@@ -45,7 +46,7 @@ def build_encoder(config, zero_init_residual=True):
     """
     enc = config["encoder"]
     if enc.get("arch", "resnet") == "resnet":
-        return common.build_encoder(config, zero_init_residual=zero_init_residual)
+        return builders.build_encoder(config, zero_init_residual=zero_init_residual)
     if enc["arch"] != "convnet":
         raise ValueError(f"`encoder.arch` must be 'resnet' or 'convnet'. Received: {enc['arch']!r}")
     size = config["image_size"]
@@ -78,7 +79,7 @@ def train_dataset(config, with_labels):
     split = config.get("pretrain_split", "train") if not with_labels else "train"
     ds = _load(config, split, config["batch_size"], with_labels=with_labels, shuffle=True,
                drop_remainder=True, seed=config["seed"])
-    steps = common.count_batches(ds)
+    steps = files.count_batches(ds)
     if config.get("steps_per_epoch"):
         steps = min(steps, config["steps_per_epoch"])
     return ds.repeat(), steps
@@ -118,22 +119,16 @@ def _probe(config, encoder, preprocess, head=None, grid=None):
         model, probe_split(config, "train"), probe_split(config, "test"), preprocess=preprocess)
     dim_h = encoder.output_shape[-1]
     xtr, xte = ftr[:, :dim_h], fte[:, :dim_h]
-    probe = config["probe"]
-    kwargs = dict(seed=config["seed"], num_classes=config.get("num_classes"))
-    if probe.get("solver", "adam") == "lbfgs":
-        # Logistic regression to convergence, L2 chosen on held-out train rows.
-        kwargs.update(solver="lbfgs", l2=probe.get("l2", "auto"),
-                      max_iterations=probe.get("max_iterations", 150))
-    else:
-        kwargs.update(solver="adam", epochs=probe["epochs"], batch_size=probe.get("batch_size", 512),
-                      learning_rate=probe.get("learning_rate", 1e-3),
-                      weight_decay=probe.get("weight_decay", 1e-4))
-    scores = evaluation.linear_probe(xtr, ytr, xte, yte, **kwargs)
+    # Ablation configs that name no solver were run with Adam: their cells'
+    # numbers (and fingerprints) keep it.
+    probe = {"solver": "adam", **config["probe"]}
+    seed, num_classes = config["seed"], config.get("num_classes")
+    scores = probes.probe_features(xtr, ytr, xte, yte, probe, seed, num_classes)
     result = {"top1_h": scores["top1"], "top5_h": scores["top5"], "train_top1_h": scores["train_top1"],
               "feature_dim_h": int(xtr.shape[1])}
     if grid is not None:
         gtr, gte = ftr[:, dim_h:], fte[:, dim_h:]
-        scores = evaluation.linear_probe(gtr, ytr, gte, yte, **kwargs)
+        scores = probes.probe_features(gtr, ytr, gte, yte, probe, seed, num_classes)
         result.update({"top1_grid": scores["top1"], "top5_grid": scores["top5"],
                        "train_top1_grid": scores["train_top1"], "feature_dim_grid": int(gtr.shape[1])})
     if head is not None:
@@ -141,7 +136,7 @@ def _probe(config, encoder, preprocess, head=None, grid=None):
             return np.concatenate([np.asarray(head(x[i:i + 4096], training=False))
                                    for i in range(0, len(x), 4096)])
         ztr, zte = project(xtr), project(xte)
-        scores = evaluation.linear_probe(ztr, ytr, zte, yte, **kwargs)
+        scores = probes.probe_features(ztr, ytr, zte, yte, probe, seed, num_classes)
         result.update({"top1_z": scores["top1"], "top5_z": scores["top5"],
                        "train_top1_z": scores["train_top1"], "feature_dim_z": int(ztr.shape[1])})
     return result
@@ -166,19 +161,15 @@ def _simclr(cell):
     config = cell.config
     augmenter = build_augmenter(cell)
     train, steps = train_dataset(config, with_labels=False)
-    head = config["head"]
     model_class = OneBranchSimCLR if cell.params.get("branches") == "one" else simclr_tf.SimCLR
     encoder = build_encoder(config)
     grid = grid_model(config, encoder)
-    model = model_class(
-        encoder=encoder,
-        projection_head=simclr_tf.ProjectionHead(
-            num_layers=head["num_layers"], output_dim=head["output_dim"], mode=head["mode"]),
-        augmenter=augmenter,
-        temperature=config["temperature"],
-    )
-    model.compile(optimizer=common.build_optimizer(config, steps),
-                  jit_compile=common.resolve_jit(config))
+    # The shared builder (the head honours `sync_batch_norm`); no online
+    # probe: the cells pretrain on unlabelled batches.
+    model = builders.build_model(config, encoder=encoder, augmenter=augmenter,
+                                 model_class=model_class, online_probe=False)
+    model.compile(optimizer=builders.build_optimizer(config, steps),
+                  jit_compile=builders.resolve_jit(config))
     result = _fit(model, config, train, steps)
     if "stopped_at" in result:  # diverged: no representation to probe
         result["top1"] = None
@@ -220,9 +211,9 @@ def _supervised(cell):
     encoder = build_encoder(config)
     grid = grid_model(config, encoder)
     model = supervised_model(train.element_spec[0], augmenter, encoder, config["num_classes"])
-    model.compile(optimizer=common.build_optimizer(config, steps),
+    model.compile(optimizer=builders.build_optimizer(config, steps),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"], jit_compile=common.resolve_jit(config))
+                  metrics=["accuracy"], jit_compile=builders.resolve_jit(config))
     result = _fit(model, config, train, steps)
     if "stopped_at" in result:
         result["top1"] = None

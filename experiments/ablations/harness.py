@@ -46,11 +46,11 @@ def _finished(path, cell):
 
 
 def check_cell_config(config):
-    """`common.check_config` on an ablation config (or one cell's).
+    """`simclr_tf.cli.config.check_config` on an ablation config (or one cell's).
 
     The smoke runs' conv net has no width multiplier or depth to check.
     """
-    from experiments import common
+    from simclr_tf.cli.config import check_config
 
     grid = config.get("probe", {}).get("grid")
     if grid is not None and (isinstance(grid, bool) or not isinstance(grid, int) or grid < 1):
@@ -58,7 +58,7 @@ def check_cell_config(config):
     arch = config["encoder"].get("arch", "resnet")
     if arch not in ("resnet", "convnet"):
         raise ValueError(f"Config `encoder.arch` must be 'resnet' or 'convnet'. Received: encoder.arch={arch!r}")
-    common.check_config(config if arch == "resnet" else {**config, "encoder": {"width_multiplier": 1}})
+    check_config(config if arch == "resnet" else {**config, "encoder": {"width_multiplier": 1}})
 
 
 def check_cells(cells):
@@ -99,7 +99,7 @@ def run_study(study, config, output_dir, run_cell=None, log=print, set_keys=()):
         output_dir: root folder; the study writes under `<output_dir>/<study>`.
         run_cell: `cell -> dict of numbers`; defaults to `cells.run_cell`.
         log: called with one progress line per cell.
-        set_keys: the dotted keys given by `--set` (`common.override_keys`);
+        set_keys: the dotted keys given by `--set` (`config.override_keys`);
             one the study's own `config` overrides is refused.
 
     Returns:
