@@ -2,8 +2,24 @@ import keras
 import numpy as np
 import pytest
 
-from simclr_tf.heads import ProjectionHead
 from simclr_tf.resnet import resnet
+from tests import layer_checks
+from tests.layer_checks import LayerCase
+
+IMAGES = np.random.default_rng(0).random((2, 8, 8, 3)).astype("float32")
+# Tiny encoders; BN in training mode (batch statistics) and in inference mode.
+LAYER_CASES = [
+    LayerCase("resnet10-basic", lambda: resnet(10, None, (8, 8, 3), small_images=True, stage_widths=(4, 4, 4, 4)),
+              IMAGES, {"training": False}),
+    LayerCase("resnet14-bottleneck", lambda: resnet(14, None, (8, 8, 3), small_images=True,
+                                                    stage_widths=(2, 2, 2, 2)), IMAGES, {"training": True}),
+]
+
+
+@layer_checks.parametrize(LAYER_CASES)
+def test_layer_checks(case, check, tmp_path):
+    layer_checks.run_check(case, check, tmp_path)
+
 
 
 @pytest.mark.parametrize(
@@ -150,16 +166,6 @@ def test_sync_batch_norm_switch():
     assert bns and all(l.synchronized for l in bns)
 
 
-def test_keras_saving_round_trip(tmp_path):
-    encoder = resnet(18, 0.125, (8, 8, 3), small_images=True)
-    path = tmp_path / "encoder.keras"
-    encoder.save(path)
-    restored = keras.saving.load_model(path)
-    x = np.random.rand(2, 8, 8, 3).astype("float32")
-    np.testing.assert_allclose(restored(x), encoder(x), atol=1e-6)
-    assert len(restored.trainable_weights) == len(encoder.trainable_weights)
-
-
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -178,49 +184,3 @@ def test_keras_saving_round_trip(tmp_path):
 def test_bad_arguments_name_themselves(kwargs, match):
     with pytest.raises(ValueError, match=match):
         resnet(**kwargs)
-
-
-class TestProjectionHead:
-    def test_nonlinear_layout_matches_the_paper(self):
-        head = ProjectionHead(num_layers=2, output_dim=8)
-        z = head(np.random.rand(4, 16).astype("float32"), training=True)
-        assert tuple(z.shape) == (4, 8)
-        assert [d.units for d in head.dense_layers] == [16, 8]  # hidden = input width
-        assert all(not d.use_bias for d in head.dense_layers)
-        assert head.norm_layers[0].center and not head.norm_layers[-1].center
-
-    def test_linear_and_none_modes(self):
-        x = np.random.rand(3, 10).astype("float32")
-        linear = ProjectionHead(mode="linear", output_dim=4)
-        assert tuple(linear(x).shape) == (3, 4) and len(linear.dense_layers) == 1
-        none = ProjectionHead(mode="none")
-        np.testing.assert_allclose(none(x), x)
-        assert not none.trainable_weights
-
-    def test_hidden_outputs_for_v2_fine_tuning(self):
-        head = ProjectionHead(num_layers=3, hidden_dim=12, output_dim=6)
-        x = np.random.rand(5, 10).astype("float32")
-        z, hidden = head(x, return_hidden=True)
-        assert [tuple(t.shape) for t in hidden] == [(5, 10), (5, 12), (5, 12), (5, 6)]
-        np.testing.assert_allclose(head.hidden_output(x, 1), hidden[1], atol=1e-6)
-        np.testing.assert_allclose(head.hidden_output(x, 3), z, atol=1e-6)
-        with pytest.raises(ValueError, match="layer_index"):
-            head.hidden_output(x, 4)
-
-    def test_serialisation_round_trip(self):
-        head = ProjectionHead(num_layers=3, hidden_dim=12, output_dim=6, mode="nonlinear")
-        x = np.random.rand(2, 10).astype("float32")
-        head(x)
-        clone = ProjectionHead.from_config(head.get_config())
-        clone.build((None, 10))
-        clone.set_weights(head.get_weights())
-        np.testing.assert_allclose(clone(x), head(x), atol=1e-6)
-
-    @pytest.mark.parametrize(
-        "kwargs, match",
-        [(dict(mode="mlp"), "mode"), (dict(num_layers=0), "num_layers"),
-         (dict(output_dim=0), "output_dim"), (dict(hidden_dim=-3), "hidden_dim")],
-    )
-    def test_bad_arguments(self, kwargs, match):
-        with pytest.raises(ValueError, match=match):
-            ProjectionHead(**kwargs)
