@@ -84,3 +84,22 @@ def test_a_layer_whose_state_does_not_advance_fails_the_eager_check(tmp_path):
     layer_checks.run_check(case, "eager", tmp_path)
     with pytest.raises(AssertionError, match="does not advance"):
         layer_checks.run_check(frozen, "eager", tmp_path)
+
+
+def test_every_layer_of_the_package_has_layer_checks():
+    import importlib
+    import pkgutil
+
+    import simclr_tf
+    from tests import test_augmentation, test_heads
+
+    found = set()
+    for info in pkgutil.walk_packages(simclr_tf.__path__, "simclr_tf."):
+        module = importlib.import_module(info.name)
+        for value in vars(module).values():
+            if (isinstance(value, type) and issubclass(value, keras.layers.Layer)
+                    and not issubclass(value, keras.Model) and value.__module__.startswith("simclr_tf")
+                    and not value.__name__.startswith(("_", "Base"))):
+                found.add(value.__name__)
+    tested = {type(case.make()).__name__ for case in test_augmentation.LAYER_CASES + test_heads.LAYER_CASES}
+    assert found and found <= tested, sorted(found - tested)
