@@ -46,9 +46,12 @@ def run(main, argv, flag_values=flags.FLAGS):
 
     def parse(args):
         try:
-            return flag_values(args)
+            rest = flag_values(args)
         except flags.Error as err:
             fail(prog, err)
+        if not flags.FLAGS.is_parsed():  # app.run insists, even for other FlagValues
+            flags.FLAGS.mark_as_parsed()
+        return rest
 
     def guarded(args):
         try:
