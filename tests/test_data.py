@@ -1,4 +1,4 @@
-"""Tests for simclr_tf.data: pipelines from arrays, folders, TFDS (mocked) and Fashion-MNIST files."""
+"""Tests for simclr_tf.data: arrays, TFDS (mocked), Fashion-MNIST files and `load`; folders are in test_data_folder.py."""
 
 import gzip
 import os
@@ -115,9 +115,9 @@ def test_from_arrays_rejects_bad_images(images, match):
 @pytest.mark.parametrize(
     "labels, match",
     [
-        (np.arange(3), r"expected 4.*len\(labels\)=3"),
-        (np.zeros(4, np.float32), "must hold integers"),
-        (np.zeros((4, 2), np.int32), r"shape \(N,\)"),
+        (np.arange(3), r"one label per image \(4\).*len\(labels\)=3"),
+        (np.zeros(4, np.float32), "must be a 1-D integer array"),
+        (np.zeros((4, 2), np.int32), r"1-D integer array.*shape \(4, 2\)"),
     ],
 )
 def test_from_arrays_rejects_bad_labels(labels, match):
@@ -131,129 +131,6 @@ def test_from_arrays_rejects_bad_labels(labels, match):
 def test_from_arrays_rejects_bad_pipeline_arguments(kwargs):
     with pytest.raises(ValueError, match="Received: " + next(iter(kwargs))):
         data.from_arrays(np.zeros((4, 2, 2), np.uint8), **kwargs)
-
-
-# --------------------------------------------------------------------------
-# from_folder
-
-
-def _write(path, image, fmt="png"):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image = tf.constant(image, tf.uint8)
-    encoded = tf.io.encode_png(image) if fmt == "png" else tf.io.encode_jpeg(image, quality=100)
-    path.write_bytes(encoded.numpy())
-
-
-@pytest.fixture
-def image_folder(tmp_path):
-    """Two classes of 6x5 images: PNG (gray, RGB, RGBA), a JPEG, junk and a corrupt file."""
-    rng = np.random.default_rng(0)
-    pixels = {
-        "cat/a_gray.png": rng.integers(0, 256, (6, 5, 1)),
-        "cat/b_rgb.png": rng.integers(0, 256, (6, 5, 3)),
-        "cat/nested/c_rgba.PNG": rng.integers(0, 256, (6, 5, 4)),
-        "dog/d_rgb.png": rng.integers(0, 256, (6, 5, 3)),
-    }
-    for name, image in pixels.items():
-        _write(tmp_path / name, image)
-    _write(tmp_path / "dog/e.jpg", np.full((6, 5, 3), 100), fmt="jpeg")
-    (tmp_path / "dog/notes.txt").write_text("not an image")
-    (tmp_path / "dog/.hidden.png").write_bytes(b"ignored")
-    (tmp_path / "dog/broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
-    (tmp_path / "root_file.png").write_bytes(b"ignored with inferred labels")
-    return tmp_path, pixels
-
-
-def test_from_folder_reads_classes_pixels_and_skips_corrupt_with_one_warning(image_folder):
-    root, pixels = image_folder
-    with pytest.warns(UserWarning, match=r"Skipping 1 of 6 .*broken\.png") as record:
-        ds = data.from_folder(root, batch_size=2)
-    assert len(record) == 1
-    assert ds.class_names == ["cat", "dog"]
-    _assert_parallel_and_prefetched(ds)
-    assert ds.element_spec[0].shape.as_list() == [None, 6, 5, 3]
-    x, y = _collect(ds)
-    assert x.dtype == np.uint8 and y.dtype == np.int32
-    np.testing.assert_array_equal(y, [0, 0, 0, 1, 1])  # sorted: a, b, nested/c | d, e
-    np.testing.assert_array_equal(x[0], np.repeat(pixels["cat/a_gray.png"], 3, axis=-1))
-    np.testing.assert_array_equal(x[1], pixels["cat/b_rgb.png"])
-    np.testing.assert_array_equal(x[2], pixels["cat/nested/c_rgba.PNG"][..., :3])
-    np.testing.assert_array_equal(x[3], pixels["dog/d_rgb.png"])
-    assert np.abs(x[4].astype(int) - 100).max() <= 2  # JPEG, lossy
-
-
-def test_from_folder_on_error_raise_names_the_file(image_folder):
-    root, _ = image_folder
-    with pytest.raises(ValueError, match=r"Cannot decode image file .*broken\.png"):
-        data.from_folder(root, on_error="raise")
-
-
-def test_from_folder_truncated_file_is_detected_up_front(tmp_path):
-    _write(tmp_path / "good.png", np.zeros((4, 4, 3)))
-    full = tf.io.encode_png(tf.zeros((4, 4, 3), tf.uint8)).numpy()
-    (tmp_path / "cut.png").write_bytes(full[: len(full) // 2])
-    with pytest.raises(ValueError, match=r"cut\.png"):
-        data.from_folder(tmp_path, labels=None, on_error="raise")
-
-
-def test_from_folder_unlabelled_recurses_and_resizes(image_folder, tmp_path):
-    root, _ = image_folder
-    _write(root / "dog/big.png", np.full((12, 10, 3), 7))
-    with pytest.warns(UserWarning):
-        with pytest.raises(ValueError, match=r"2 different sizes \(6x5, 12x10\).*image_size"):
-            data.from_folder(root, labels=None)
-    with pytest.warns(UserWarning, match="Skipping 2 of 8"):  # broken.png and root_file.png
-        ds = data.from_folder(root, labels=None, image_size=(3, 4), batch_size=4)
-    assert ds.element_spec.shape.as_list() == [None, 3, 4, 3]
-    x = _collect(ds)
-    assert x.shape == (6, 3, 4, 3) and x.dtype == np.uint8
-    # Order: cat/a, cat/b, cat/nested/c, dog/big.png; a constant image stays constant when resized.
-    np.testing.assert_array_equal(x[3], np.full((3, 4, 3), 7))
-
-
-def test_from_folder_reads_bmp_and_gif(tmp_path):
-    pil = pytest.importorskip("PIL.Image")
-    image = np.random.default_rng(1).integers(0, 256, (4, 6, 3), dtype=np.uint8)
-    pil.fromarray(image).save(tmp_path / "a.bmp")
-    pil.fromarray(np.full((4, 6, 3), 200, np.uint8)).save(tmp_path / "b.gif")
-    x = _collect(data.from_folder(tmp_path, labels=None, on_error="raise"))
-    np.testing.assert_array_equal(x[0], image)
-    np.testing.assert_array_equal(x[1], np.full((4, 6, 3), 200))
-
-
-def test_from_folder_shuffle_repeat_and_drop_remainder(image_folder):
-    root, _ = image_folder
-
-    def labels(seed):
-        with pytest.warns(UserWarning):
-            ds = data.from_folder(
-                root, batch_size=2, shuffle=True, repeat=True, drop_remainder=True, seed=seed
-            )
-        assert ds.element_spec[0].shape.as_list() == [2, 6, 5, 3]
-        return np.concatenate([y for _, y in ds.take(10).as_numpy_iterator()]).reshape(4, 5)
-
-    epochs = labels(0)  # 20 labels = 4 epochs of the 5 readable files, batches crossing epochs
-    assert all(sorted(epoch) == [0, 0, 0, 1, 1] for epoch in epochs.tolist())
-    assert any(epoch != [0, 0, 0, 1, 1] for epoch in epochs.tolist())
-    np.testing.assert_array_equal(labels(0), epochs)
-
-
-def test_from_folder_bad_paths(tmp_path):
-    with pytest.raises(ValueError, match="does not exist.*nowhere"):
-        data.from_folder(tmp_path / "nowhere")
-    with pytest.raises(ValueError, match="no sub-folders"):
-        data.from_folder(tmp_path)
-    (tmp_path / "cls").mkdir()
-    (tmp_path / "cls/readme.txt").write_text("x")
-    with pytest.raises(ValueError, match=r"No image files .*1 other files ignored"):
-        data.from_folder(tmp_path)
-    (tmp_path / "cls/junk.jpg").write_bytes(b"junk")
-    with pytest.raises(ValueError, match="None of the 1 image files"):
-        data.from_folder(tmp_path)
-    with pytest.raises(ValueError, match="on_error"):
-        data.from_folder(tmp_path, on_error="ignore")
-    with pytest.raises(ValueError, match="image_size"):
-        data.from_folder(tmp_path, image_size=(0, 3))
 
 
 # --------------------------------------------------------------------------
@@ -368,7 +245,7 @@ def test_load_fashion_mnist_rejects_bad_files(idx_folder, tmp_path_factory):
 
 
 def test_build_script_is_balanced_and_deterministic(idx_folder, tmp_path, monkeypatch):
-    from simclr_tf.datasets import build_fashion_mnist_subset as build
+    from simclr_tf.data.embedded import build_fashion_mnist_subset as build
 
     monkeypatch.setattr(build, "PER_CLASS", {"train": 2, "test": 1})
     first = build.build(idx_folder, seed=1)
@@ -427,16 +304,23 @@ def test_load_fashion_mnist_from_data_dir(idx_folder):
     np.testing.assert_array_equal(y, np.arange(20) % 10)
 
 
-def test_load_folder_uses_split_subfolder(tmp_path):
+def test_load_folder_uses_split_subfolder_and_auto_labels(tmp_path):
     for split, n in (("train", 3), ("test", 2)):
-        for i in range(n):
-            _write(tmp_path / split / "only_class" / f"{i}.png", np.full((4, 4, 1), i))
+        for cls in ("a", "b"):
+            for i in range(n):
+                (tmp_path / split / cls).mkdir(parents=True, exist_ok=True)
+                image = tf.fill((4, 4, 1), tf.constant(i, tf.uint8))
+                (tmp_path / split / cls / f"{i}.png").write_bytes(tf.io.encode_png(image).numpy())
     x, y = _collect(data.load(f"folder:{tmp_path}", split="test", batch_size=8))
-    assert x.shape == (2, 4, 4, 3) and y.tolist() == [0, 0]
+    assert x.shape == (4, 4, 4, 3) and y.tolist() == [0, 0, 1, 1]
     ds = data.load(f"folder:{tmp_path / 'train'}", split="train", batch_size=3)
     assert ds.element_spec[0].shape.as_list() == [3, 4, 4, 3]
+    flat = data.load(f"folder:{tmp_path / 'train' / 'a'}", batch_size=3)  # one folder: unlabelled
+    assert flat.class_names is None and flat.element_spec.shape.as_list() == [3, 4, 4, 3]
     with pytest.raises(ValueError, match="no 'test' sub-folder"):
         data.load(f"folder:{tmp_path / 'train'}", split="test")
+    with pytest.raises(ValueError, match=r"`shuffle_buffer` does not apply to folders.*shuffle_buffer=8"):
+        data.load(f"folder:{tmp_path}", shuffle_buffer=8)
 
 
 def test_load_tfds_prefixed_and_bare():
@@ -457,11 +341,11 @@ def test_load_unknown_name_lists_accepted_forms(name):
 
 def test_load_embedded_names_the_file_when_its_labels_are_out_of_range(tmp_path, monkeypatch):
     # This error path once named an undefined variable (a NameError, not the ValueError).
-    from simclr_tf import data as data_lib
+    from simclr_tf.data import fashion_mnist
 
     bad = tmp_path / "subset.npz"
     np.savez(bad, train_images=np.zeros((2, 28, 28), np.uint8), train_labels=np.array([0, 10]),
              test_images=np.zeros((2, 28, 28), np.uint8), test_labels=np.array([0, 1]))
-    monkeypatch.setattr(data_lib, "EMBEDDED_PATH", bad)
+    monkeypatch.setattr(fashion_mnist, "EMBEDDED_PATH", bad)
     with pytest.raises(ValueError, match="subset.npz.*train_labels up to 10"):
-        data_lib.load_embedded("train")
+        data.load_embedded("train")

@@ -9,7 +9,7 @@ is byte-for-byte reproducible (fixed zip timestamps, sorted keys).
 Usage (from the repository root):
 
     apt-get install dataset-fashion-mnist
-    python -m simclr_tf.datasets.build_fashion_mnist_subset
+    python -m simclr_tf.data.embedded.build_fashion_mnist_subset
 
 Options: `--source DIR` (IDX folder), `--output FILE`, `--seed N`.
 """
