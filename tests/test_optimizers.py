@@ -285,6 +285,8 @@ def test_bad_exclusion_entries_raise():
         (dict(learning_rate=0.1, trust_coefficient=-1.0),
          "Received: trust_coefficient=-1.0"),
         (dict(learning_rate=0.1, epsilon=-1.0), "Received: epsilon=-1.0"),
+        (dict(learning_rate=float("inf")), "Received: learning_rate=inf"),
+        (dict(learning_rate=0.1, weight_decay=float("inf")), "Received: weight_decay=inf"),
     ],
 )
 def test_lars_rejects_bad_arguments(kwargs, message):
@@ -523,6 +525,7 @@ def test_warmup_cosine_config_round_trip():
     [
         (dict(base_learning_rate=0.0), "Received: base_learning_rate=0.0"),
         (dict(base_learning_rate=-1), "Received: base_learning_rate=-1"),
+        (dict(base_learning_rate=float("nan")), "Received: base_learning_rate=nan"),
         (dict(batch_size=0), "Received: batch_size=0"),
         (dict(batch_size=2.5), "Received: batch_size=2.5"),
         (dict(total_steps=0), "Received: total_steps=0"),
