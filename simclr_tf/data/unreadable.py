@@ -142,13 +142,11 @@ class UnreadableFilesReport(keras.callbacks.Callback):
         self.logger = logger or logging.getLogger("simclr_tf")
         self._reported = 0
 
-    def _log(self, when):
-        if self.unreadable.count > self._reported:
-            self._reported = self.unreadable.count
-            self.logger.warning("%s: %s", when, self.unreadable.report())
-
     def on_epoch_end(self, epoch, logs=None):
-        self._log(f"Epoch {epoch + 1}")
+        if self.unreadable.count > self._reported:  # only when new files were found
+            self._reported = self.unreadable.count
+            self.logger.warning("Epoch %d: %s", epoch + 1, self.unreadable.report())
 
     def on_train_end(self, logs=None):
-        self._log("End of training")
+        if self.unreadable.count:
+            self.logger.warning("End of training: %s", self.unreadable.report())
