@@ -503,11 +503,13 @@ def test_random_apply_refuses_an_inner_layer_with_value_range():
         aug.RandomApply(inner, rate=1.0, value_range=(0, 255))
 
 
-def test_sequential_on_uint8_needs_value_range_or_a_uint8_input():
+def test_sequential_on_uint8_gives_the_uint8_views():
+    # keras.Sequential casts the uint8 batch to float32 on the 0-255 scale,
+    # which the layers read as such (or as declared by value_range).
     images = _uint8((4, 24, 24, 3), seed=5)
     expected = np.asarray(aug.SimCLRAugmentation(16, seed=0)(images))
-    with pytest.raises(ValueError, match=r"value_range=\(0, 255\).*simclr_tf\.SimCLR.*uint8.*keras\.Input"):
-        keras.Sequential([aug.SimCLRAugmentation(16, seed=0)])(images)
+    plain = keras.Sequential([aug.SimCLRAugmentation(16, seed=0)])
+    np.testing.assert_allclose(plain(images), expected, atol=1e-6)
     declared = keras.Sequential([aug.SimCLRAugmentation(16, seed=0, value_range=(0, 255))])
     np.testing.assert_allclose(declared(images), expected, atol=1e-6)
     typed = keras.Sequential([keras.Input((24, 24, 3), dtype="uint8"), aug.SimCLRAugmentation(16, seed=0)])
