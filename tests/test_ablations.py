@@ -415,3 +415,19 @@ def test_headline_figure_shows_the_probe_of_h_and_of_the_grid_for_every_method()
         assert len(ax.containers) == 1 and ax.get_ylim() == pytest.approx((20.0, 100.0))
     finally:
         plt.close(fig)
+
+
+def test_cells_build_simclr_with_the_shared_builder_and_its_sync_batch_norm(smoke, monkeypatch):
+    smoke["sync_batch_norm"] = True
+    cell = next(c for c in studies.cells_for("headline", smoke) if c.kind == "simclr")
+    built = {}
+
+    def stop(model, *args, **kwargs):  # no training: the cell reports a diverged run
+        built["model"] = model
+        return {"stopped_at": [0.0, 0.0, float("nan")]}
+
+    monkeypatch.setattr(cells, "_fit", stop)
+    assert cells.run_cell(cell)["top1"] is None
+    model = built["model"]
+    assert model.projection_head.sync_batch_norm is True
+    assert model.num_classes is None  # unlabelled pretraining batches: no online probe

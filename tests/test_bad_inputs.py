@@ -374,6 +374,11 @@ PRETRAIN_ROWS = {
     "P10 zero steps per epoch": (["--steps_per_epoch=0"],
                                  r"`--steps_per_epoch` must be an integer >= 1, or unset.*Received: "
                                  r"--steps_per_epoch=0"),
+    "P11 unknown backbone": (["--set", "encoder.backbone=resnet50"],
+                             r"did you mean 'ResNet50'\?.*Received: encoder.backbone='resnet50'"),
+    "P12 unlabelled eval dataset": (["--probe", "--eval_dataset=folder:/no/such/dir"],
+                                    r"`--eval_dataset` must name a labelled dataset.*"
+                                    r"Received: eval_dataset='folder:/no/such/dir'"),
 }
 
 # Runs every row through pretrain.main in one fresh process: the entry points
