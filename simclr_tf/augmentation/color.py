@@ -178,10 +178,10 @@ def jitter_planes(planes, brightness, contrast, saturation, hue, order, variant=
     one = ops.ones_like(brightness)
     zero = ops.zeros_like(brightness)
     hue_position = ops.argmax(ops.cast(order == 3, "int32"), axis=-1)
-    # Always blend after hue, even with no mask (all True): measured under XLA
-    # at 32 px, batch 256, the blend makes XLA keep the pre-hue planes in
-    # memory instead of recomputing the three pre stages inside every later
-    # fusion (jitter 36-37 ms without it, 7-10 ms with it, with the floor wrap).
+    # Always blend after hue, even with no mask (all True): the blend makes
+    # XLA keep the pre-hue planes in memory instead of recomputing the three
+    # pre stages inside every later fusion, several times slower at 32 px
+    # (docs/BENCHMARKS.md, "Why the layers are written as they are").
     active = ops.ones_like(brightness, "bool") if mask is None else ops.convert_to_tensor(mask)
     if variant == "v2":
         bright_scale, bright_offset = brightness, zero
