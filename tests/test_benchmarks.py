@@ -8,6 +8,7 @@ import importlib.util
 import os
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -45,3 +46,13 @@ def test_augment_benchmark_baselines_make_views():
         out = bench.keras_cv_pipeline(16, blur=True)(batch, training=True)
         assert tuple(out.shape) == (4, 16, 16, 3)
         assert float(tf.reduce_min(out)) >= 0.0 and float(tf.reduce_max(out)) <= 1.0 + 1e-5
+
+
+@pytest.mark.slow  # builds and compiles the default model twice
+def test_input_pipeline_benchmark_runs_on_a_tiny_folder(tmp_path):
+    bench = _load("input_pipeline")
+    result = bench.main([f"--cache={tmp_path}", "--num_images=12", "--image_size=16", "--batch_size=4",
+                         "--repeats=1", "--train_steps=1", "--train_batch_size=8"])
+    assert set(result["images_per_s"]) == {"simclr_tf.data.from_folder", "keras image_dataset_from_directory"}
+    assert all(rate > 0 for rate in result["images_per_s"].values())
+    assert result["step_ratio"] > 0

@@ -110,6 +110,30 @@ def resize(image, size):
     return out
 
 
+def looks_complete(contents):
+    """Whether encoded bytes start and end as a whole JPEG, PNG, GIF or BMP file.
+
+    A cheap screen, not a validation: files that fail it (not an image,
+    truncated, or with bytes after the end marker) take the guarded decode.
+    """
+    length = tf.strings.length(contents)
+
+    def head(k):
+        return tf.strings.substr(contents, 0, k)
+
+    def tail(k):
+        return tf.strings.substr(contents, tf.maximum(length - k, 0), k)
+
+    jpeg = tf.logical_and(tf.equal(head(3), b"\xff\xd8\xff"), tf.equal(tail(2), b"\xff\xd9"))
+    png = tf.logical_and(tf.equal(head(8), b"\x89PNG\r\n\x1a\n"), tf.equal(tail(8), b"IEND\xaeB`\x82"))
+    gif = tf.logical_and(tf.equal(head(4), b"GIF8"), tf.equal(tail(1), b";"))
+    bmp_size = tf.strings.substr(tf.strings.join([contents, b"\0\0\0\0\0\0"]), 2, 4)
+    bmp = tf.logical_and(
+        tf.equal(head(2), b"BM"), tf.equal(tf.io.decode_raw(bmp_size, tf.int32, little_endian=True)[0], length)
+    )
+    return tf.reduce_any(tf.stack([jpeg, png, gif, bmp]))
+
+
 def worker_shard():
     """(workers, this worker's index) from TF_CONFIG, as MultiWorkerMirroredStrategy reads it."""
     config = json.loads(os.environ.get("TF_CONFIG") or "{}")
@@ -190,6 +214,10 @@ def from_folder(
     batches (and workers stay in step); it is counted and named in the
     dataset's `unreadable` attribute (an `UnreadableFiles`), with a warning
     the first time. `UnreadableFilesReport` logs the count at each epoch end.
+    Files are screened by their first and last bytes (`looks_complete`);
+    only those that fail the screen pay for the guarded decode. With
+    `repeat=True`, a file that passes the screen yet is corrupt inside is
+    dropped from the endless stream without being counted.
 
     Every image is resized whole (no crop) to one `image_size`; see the
     module docstring for why this is faithful to the random resized crop.
@@ -317,9 +345,9 @@ def _stream(files, file_labels, size, unreadable, shuffle, repeat, seed, initial
 
     fallback = tf.data.Dataset.from_tensors((tf.zeros((*size, 3), tf.uint8), tf.constant(-1, tf.int64)))
 
-    def element(epoch, position):
+    def safe(epoch, position):
         candidates = file_index(epoch, (position + tf.range(tries, dtype=tf.int64)) % n)
-        # Errors cannot be caught inside a graph; a one-file dataset with
+        # Errors cannot be caught inside a graph; a small dataset with
         # ignore_errors can, and stops at the first candidate that decodes.
         found = tf.data.Dataset.from_tensor_slices(candidates).map(load).ignore_errors().take(1)
         image, used = found.concatenate(fallback).take(1).get_single_element()
@@ -333,11 +361,26 @@ def _stream(files, file_labels, size, unreadable, shuffle, repeat, seed, initial
             ),
         )
         used.set_shape(())
+        return image, used
+
+    def element(epoch, position):
+        own = file_index(epoch, position)
+        contents = tf.io.read_file(files_t[own])
+        # The guarded decode costs a nested dataset per file; files whose
+        # signature and end look whole take the direct decode.
+        image, used = tf.cond(
+            looks_complete(contents),
+            lambda: (resize(decode_image(contents), size), own),
+            lambda: safe(epoch, position),
+        )
         if labels_t is None:
             return image
         return image, tf.gather(labels_t, used)
 
     ds = ds.map(element, num_parallel_calls=AUTOTUNE)
-    if not repeat:
-        ds = ds.apply(tf.data.experimental.assert_cardinality(n))
-    return ds
+    if repeat:
+        # A file that looks whole but is corrupt inside raises in the direct
+        # decode; an endless stream can drop it (uncounted) without changing
+        # its length.
+        return ds.ignore_errors().apply(tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY))
+    return ds.apply(tf.data.experimental.assert_cardinality(n))
