@@ -87,6 +87,8 @@ def evaluation_splits(config, eval_dataset):
     def split(which):
         ds = _load(name, config, which, batch_size=500, with_labels=True, shuffle=False,
                    drop_remainder=False)
+        if not isinstance(ds.element_spec, tuple):  # a folder without class sub-folders
+            raise ValueError(f"its {which!r} split has no labels (no class sub-folders).")
         return ds.unbatch().take(limit).batch(500) if limit else ds
 
     try:
@@ -106,6 +108,7 @@ def main(argv, flag_values=flags.FLAGS):
 
     import simclr_tf
     from simclr_tf import callbacks as callbacks_lib
+    from simclr_tf import data
     from simclr_tf.atomic import save_keras, write_json
 
     f = flag_values
@@ -142,6 +145,7 @@ def main(argv, flag_values=flags.FLAGS):
         with_labels = not config["dataset"].startswith("folder:")
         train = _load(config["dataset"], config, "train", batch_size=config["batch_size"],
                       with_labels=with_labels, shuffle=True, drop_remainder=True, seed=config["seed"])
+        unreadable = getattr(train, "unreadable", None)  # a folder's
         steps = files.count_batches(train)
         if f.steps_per_epoch is not None:
             steps = min(steps, f.steps_per_epoch)
@@ -185,6 +189,8 @@ def main(argv, flag_values=flags.FLAGS):
     guard = callbacks_lib.StopOnNonFiniteLoss()
     callbacks = [
         guard,
+        # Counts and names the files of a folder that could not be decoded.
+        *([data.UnreadableFilesReport(unreadable)] if unreadable is not None else []),
         backup,
         callbacks_lib.AtomicCheckpoint(os.path.join(out, "checkpoints"), keep=3),
         keras.callbacks.TensorBoard(os.path.join(write_dir, "tensorboard")),
