@@ -169,6 +169,29 @@ def test_missing_fashion_mnist_files(tmp_path):  # F7
         data.load_fashion_mnist("train", path=tmp_path)
 
 
+def test_folder_of_unreadable_files_only(tmp_path):  # F8
+    for i in range(3):
+        (tmp_path / f"{i}.jpg").write_bytes(b"not a jpeg")
+    with pytest.warns(UserWarning), pytest.raises(
+            ValueError, match=r"None of the 3 image files under path='.*' could be decoded, e.g. '.*0\.jpg': "):
+        data.from_folder(tmp_path)
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    ({"labels": "yes"}, r'`labels` must be "auto", "inferred" or None. Received: labels=\'yes\''),  # F9
+    ({"initial_epoch": 2}, r"`initial_epoch` needs repeat=True .* Received: initial_epoch=2, repeat=False"),  # F10
+    ({"shard": (2, 2)}, r"`shard` must be .* Received: shard=\(2, 2\)"),  # F11
+])
+def test_folder_option_values(folder, kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        data.from_folder(folder, **kwargs)
+
+
+def test_folder_refuses_a_shuffle_buffer(folder):  # F12
+    with pytest.raises(ValueError, match=r"`shuffle_buffer` does not apply to folders .*shuffle_buffer=8"):
+        data.load(f"folder:{folder}", shuffle_buffer=8)
+
+
 # -- model and loss ------------------------------------------------------------------
 
 
