@@ -1,6 +1,6 @@
 """`from_arrays`: a batched pipeline from NumPy arrays already in memory."""
 
-import numpy as np
+import numpy as np  # noqa: F401  (the docstring example uses np)
 import tensorflow as tf
 
 from simclr_tf.data.pipeline import (
