@@ -134,15 +134,50 @@ def _multi_worker():
     )
 
 
+def _pooled(encoder):
+    """The encoder when it returns vectors (batch, dim); when it returns
+    feature maps (batch, height, width, channels), as `keras.applications`
+    models without `pooling` and keras-hub backbones do, a
+    `keras.Sequential` of it and global average pooling (serialisable; the
+    backbone's weights are shared, not copied)."""
+    if not encoder.built:
+        raise ValueError(
+            "`encoder` must be built (a functional model, or call it once "
+            f"on a batch first). Received an unbuilt encoder: {encoder.name}"
+        )
+    shape = encoder.output_shape
+    shape = tuple(shape) if isinstance(shape, (tuple, list)) and all(
+        d is None or isinstance(d, int) for d in shape) else shape
+    if isinstance(shape, tuple) and len(shape) == 2 and shape[-1] is not None:
+        return encoder
+    if not (isinstance(shape, tuple) and len(shape) == 4 and shape[-1] is not None):
+        raise ValueError(
+            "`encoder` must output one tensor: pooled features (batch, dim), or feature maps "
+            "(batch, height, width, channels), which SimCLR average-pools. Received: "
+            f"encoder.output_shape={shape}"
+        )
+    return keras.Sequential(
+        [keras.Input(tuple(encoder.input_shape[1:])), encoder,
+         keras.layers.GlobalAveragePooling2D(name="pool")],
+        name=f"{encoder.name}_pooled",
+    )
+
+
 @keras.saving.register_keras_serializable(package="simclr_tf")
 class SimCLR(_keras_compat.SkipSymbolicBuild, keras.Model):
     """SimCLR contrastive pretraining as a self-training Keras model.
 
     Args:
-        encoder: a Keras model from float [0, 1] images (the augmenter's
-            output size) to pooled features h, e.g. `simclr_tf.resnet(...)`
-            or `keras.applications.ResNet50(weights=None, include_top=False,
-            pooling="avg")`.
+        encoder: any built Keras model from float [0, 1] images (the
+            augmenter's output size) to features h (batch, dim), e.g.
+            `simclr_tf.resnet(...)`, or to feature maps (batch, height,
+            width, channels), e.g. `keras.applications.ResNet50(
+            weights=None, include_top=False, input_shape=(S, S, 3))` or a
+            keras-hub backbone: then `model.encoder` is a `keras.Sequential`
+            of it and `GlobalAveragePooling2D`. A `keras.applications`
+            model gets [0, 1] images, not its `preprocess_input` scale: no
+            matter when pretraining from scratch; for its pretrained weights
+            put its preprocessing in front of it.
         projection_head: a layer mapping h to z; defaults to
             `ProjectionHead()` (2-layer non-linear, 128-d output).
         augmenter: a layer called as `augmenter(images, training=...)` that
@@ -230,23 +265,13 @@ class SimCLR(_keras_compat.SkipSymbolicBuild, keras.Model):
                 f"Received: num_classes={num_classes!r} (type {type(num_classes).__name__})"
             )
         num_classes = None if num_classes is None else int(num_classes)
-        self.encoder = encoder
+        self.encoder = _pooled(encoder)
         self.projection_head = projection_head if projection_head is not None else ProjectionHead()
         self.augmenter = augmenter
         self.temperature = float(temperature)
         self.num_classes = num_classes
 
-        if not encoder.built:
-            raise ValueError(
-                "`encoder` must be built (a functional model, or call it once "
-                f"on a batch first). Received an unbuilt encoder: {encoder.name}"
-            )
-        feature_shape = tuple(encoder.output_shape)
-        if len(feature_shape) != 2 or feature_shape[-1] is None:
-            raise ValueError(
-                "`encoder` must output pooled features of shape (batch, dim). "
-                f"Received: encoder.output_shape={feature_shape}"
-            )
+        feature_shape = tuple(self.encoder.output_shape)
         if not self.projection_head.built:
             self.projection_head.build(feature_shape)
 

@@ -174,3 +174,61 @@ def test_numpy_numbers_are_accepted():
         simclr_tf.resnet(10, True, (SIZE, SIZE, 3))
     with pytest.raises(ValueError, match="num_layers"):
         simclr_tf.ProjectionHead(num_layers=True)
+
+
+# -- Keras and TFDS pipelines fed as they come (the value-range rule of
+# simclr_tf.augmentation: uint8, 0-255 floats and [0, 1] floats).
+
+
+def _fit_steps(ds, num_classes=None, steps=2):
+    keras.utils.set_random_seed(0)
+    model = make_model(num_classes=num_classes)
+    model.compile(optimizer="adam")
+    history = model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0).history
+    assert np.isfinite(history["loss"][0]), history
+    return history
+
+
+def _png_folder(root, classes):
+    rng = np.random.default_rng(0)
+    for index in range(8):
+        folder = root / classes[index % len(classes)] if classes else root
+        folder.mkdir(parents=True, exist_ok=True)
+        shape = (int(rng.integers(18, 30)), int(rng.integers(18, 30)), 3)
+        png = tf.io.encode_png(rng.integers(0, 256, shape, dtype=np.uint8))
+        (folder / f"{index}.png").write_bytes(png.numpy())
+    return str(root)
+
+
+def test_fit_takes_image_dataset_from_directory_batches(tmp_path):
+    flat = _png_folder(tmp_path / "flat", classes=None)
+    ds = keras.utils.image_dataset_from_directory(flat, labels=None, image_size=(20, 20), batch_size=4)
+    assert ds.element_spec.dtype == tf.float32  # on the 0-255 scale
+    assert set(_fit_steps(ds)) == {"loss", "contrastive_acc", "contrastive_entropy"}
+    labelled = keras.utils.image_dataset_from_directory(
+        _png_folder(tmp_path / "classes", classes=["a", "b"]), image_size=(20, 20), batch_size=4, seed=0)
+    assert {"probe_loss", "probe_acc"} <= set(_fit_steps(labelled, num_classes=2))
+
+
+def test_fit_takes_tfds_dict_and_supervised_batches():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=8):
+        as_dict = tfds.load("mnist", split="train").batch(4)
+        supervised = tfds.load("mnist", split="train", as_supervised=True).batch(4)
+    assert as_dict.element_spec["image"].dtype == tf.uint8
+    assert {"probe_loss", "probe_acc"} <= set(_fit_steps(as_dict, num_classes=10))
+    assert {"probe_loss", "probe_acc"} <= set(_fit_steps(supervised, num_classes=10))
+
+
+def test_uint8_0_255_and_unit_float_batches_train_alike():
+    images = np.random.default_rng(0).integers(0, 256, (8, SIZE, SIZE, 3), dtype=np.uint8)
+    losses = [_fit_steps(tf.data.Dataset.from_tensor_slices(x).batch(4))["loss"][0]
+              for x in (images, images.astype("float32"), images.astype("float32") / 255.0)]
+    np.testing.assert_allclose(losses, losses[0], rtol=1e-4)
+
+
+def test_fit_refuses_float_batches_outside_the_rule():
+    # [0, 1] images that resampling pushed above 1 fit neither scale.
+    images = np.full((8, SIZE, SIZE, 3), 1.5, "float32")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"must lie in \[0, 1\] or on the 0-255 scale"):
+        _fit_steps(tf.data.Dataset.from_tensor_slices(images).batch(4))
