@@ -206,3 +206,20 @@ def test_pretrain_probes_on_a_labelled_eval_dataset(tmp_path):
     for key in ("probe_top1_learned", "knn_top1_learned", "probe_top1_pixels"):
         assert 0.0 <= metrics[key] <= 1.0
 
+
+
+def test_export_command_writes_a_serving_saved_model(tmp_path):
+    import tensorflow as tf
+
+    from simclr_tf.atomic import save_keras
+    from simclr_tf.cli import export
+
+    config = config_lib.apply_overrides(config_lib.load_config("default"), ["encoder.stage_widths=[4,8,16,32]"])
+    save_keras(builders.build_model(config), str(tmp_path / "simclr.keras"))
+    values = flags.FlagValues()
+    export.define_flags(values)
+    values(["export", f"--encoder={tmp_path}", f"--output_dir={tmp_path / 'serving'}"])
+    export.main([], flag_values=values)
+    served = tf.saved_model.load(str(tmp_path / "serving")).signatures["serving_default"]
+    outputs = served(images=tf.zeros((2, 40, 30, 3), tf.uint8))
+    assert outputs["features"].shape == (2, 32) and outputs["projection"].shape == (2, 64)
