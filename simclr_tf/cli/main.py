@@ -14,6 +14,7 @@ TensorFlow loads and calls `run` here.
 
 import importlib
 import os
+import sys
 
 from absl import flags
 
@@ -47,6 +48,8 @@ def run(argv):
                          f"Received: {' '.join(argv[1:])}")
     module = importlib.import_module(COMMANDS[name][0])
     module.define_flags(flags.FLAGS)
+    if "__main__" in sys.modules:  # absl's --help shows the program's docstring: the command's
+        sys.modules["__main__"].__doc__ = module.__doc__
     usage.run(module.main, [f"{prog} {name}", *argv[2:]])
     return 0
 
