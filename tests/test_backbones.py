@@ -89,6 +89,7 @@ def test_keras_applications_models_become_simclr_encoders(name):
     assert features.shape == (2, model.encoder.output_shape[-1]) and np.all(np.isfinite(features))
 
 
+@pytest.mark.slow  # the only proof of the claim: runs in CI
 def test_a_keras_applications_encoder_pretrains_saves_exports_and_evaluates(tmp_path):
     model = _pretrain_one_step(_simclr(APPLICATIONS["MobileNetV2"]()))
     images = _images(2)
@@ -106,6 +107,7 @@ def test_a_keras_applications_encoder_pretrains_saves_exports_and_evaluates(tmp_
     assert 0.0 <= finetune(model.encoder, data, data, epochs=1, batch_size=4)["top1"] <= 1.0
 
 
+@pytest.mark.slow  # the only proof of the claim: runs in CI
 def test_a_keras_hub_backbone_pretrains_saves_and_exports(tmp_path):
     keras_hub = pytest.importorskip("keras_hub")
     # Built from a config: no preset, no download.
