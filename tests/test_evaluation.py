@@ -364,22 +364,6 @@ def test_linear_eval_keeps_results_without_the_picture_libraries(tmp_path, monke
     assert not (out / "embedding_tsne.png").exists()
 
 
-@pytest.mark.parametrize("name", ["linear_eval", "finetune"])
-def test_entry_points_exit_with_status_0(name, monkeypatch):
-    # absl's app.run hands main's return value to sys.exit; a results dict
-    # there means exit status 1 after a successful run.
-    # (Not run through app.run here: it parses the process-wide flags, which
-    # other test modules' entry points also define.)
-    import importlib
-
-    module = importlib.import_module(f"experiments.{name}")
-    monkeypatch.setattr(module, "main", lambda argv, flag_values=None: {"top1": 0.9})
-    assert module._cli([name]) is None
-    with open(module.__file__) as f:
-        source = f.read()
-    assert "app.run(_cli)" in source and "app.run(main)" not in source
-
-
 def test_finetune_entry_point_from_a_pretrain_folder(tmp_path):
     from experiments import finetune
 

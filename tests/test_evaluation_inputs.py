@@ -142,7 +142,7 @@ def test_float_images_on_a_0_255_scale_are_refused():
     [
         ({"padding": -2}, r"`padding` must be an integer >= 0. Received: padding=-2"),
         ({"padding": 2.5}, r"`padding` must be an integer >= 0. Received: padding=2.5"),
-        ({"background": 300}, r"`background` must be an integer in \[0, 255\]. Received: background=300"),
+        ({"background": 300}, r"`background` must be an integer >= 0 and <= 255. Received: background=300"),
         ({"num_views": 0}, r"`num_views` must be an integer >= 1. Received: num_views=0"),
     ],
 )
