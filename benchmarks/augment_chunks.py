@@ -23,7 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-import simclr_tf  # noqa: E402,F401  (sets TF_ENABLE_ONEDNN_OPTS before TensorFlow loads)
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as the simclr-tf entry points set it
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 

@@ -1,9 +1,9 @@
 """oneDNN on or off: the SimCLR train step and its floor, in two processes.
 
 TensorFlow reads `TF_ENABLE_ONEDNN_OPTS` once, when it is imported, and turns
-oneDNN on by default only on CPUs with AVX-512 VNNI / BF16 or AMX; simclr_tf
-turns it on (unless the variable is set) because on AVX2-only CPUs it is much
-faster. This runs `benchmarks/train_step.py` with the variable at 0 and at 1,
+oneDNN on by default only on CPUs with AVX-512 VNNI / BF16 or AMX; the
+`simclr-tf` entry points turn it on (unless the variable is set) because on
+AVX2-only CPUs it is much faster. This runs `benchmarks/train_step.py` with the variable at 0 and at 1,
 alternating (0, 1, 0, 1, ...), and keeps each setting's best round, so the
 ratio is measured side by side on a shared machine.
 
