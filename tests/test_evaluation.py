@@ -222,6 +222,19 @@ def test_linear_eval_beats_chance_on_a_separable_set(colours, augment):
         assert len(scores["history"]["loss"]) == 20
 
 
+def test_linear_eval_defaults_to_the_main_jobs_lbfgs_probe(colours):
+    (xtr, ytr), (xte, yte) = colours
+    encoder = tiny_encoder()
+    scores = evaluation.linear_eval(encoder, (xtr, ytr), (xte, yte))
+    (ftr, ltr), (fte, lte) = evaluation.labelled_features(encoder, (xtr, ytr), (xte, yte))
+    probe = evaluation.linear_probe(ftr, ltr, fte, lte, solver="lbfgs", seed=0)
+    assert scores["l2"] == probe["l2"] and scores["top1"] == probe["top1"]
+    adam = evaluation.linear_eval(encoder, (xtr, ytr), (xte, yte), solver="adam", epochs=1)
+    assert "l2" not in adam
+    with pytest.raises(ValueError, match="`solver` must be 'lbfgs' or 'adam'. Received: solver='sgd'"):
+        evaluation.linear_eval(encoder, (xtr, ytr), (xte, yte), solver="sgd")
+
+
 def test_linear_eval_accepts_datasets_and_rejects_bad_arguments(colours):
     (xtr, ytr), (xte, yte) = colours
     encoder = tiny_encoder()

@@ -17,6 +17,8 @@ SHORT = [
     "--epochs=2", "--steps_per_epoch=2", "--batch_size=32",
     "--set", "encoder.stage_widths=[4,8,16,32]",
     "--set", "probe.max_examples=300", "--set", "probe.max_iterations=20",
+    "--set", "report.fractions=[0.2]", "--set", "report.seeds=[0,1]",
+    "--set", "report.supervised_fractions=[0.2]", "--set", "report.supervised_epochs=2",
 ]
 
 
@@ -35,6 +37,17 @@ def test_main_job_short_mode_writes_every_artefact(tmp_path):
     for key in ("probe_top1_learned", "probe_top1_random", "probe_top1_pixels", "knn_top1_learned"):
         assert 0.0 <= metrics[key] <= 1.0
     assert len(metrics["history"]["loss"]) == 2
+    # The closing report: every arm at 20% over two label-subset seeds, the
+    # full probes at 100%, the margin, the artefacts and the next command.
+    cells = {(r["arm"], r["fraction"], r["seed"]) for r in metrics["label_efficiency"]}
+    assert cells == ({(a, 0.2, s) for a in ("learned", "random", "pixels", "supervised") for s in (0, 1)}
+                     | {(a, 1.0, 0) for a in ("learned", "random", "pixels")})
+    full = {r["arm"]: r["top1"] for r in metrics["label_efficiency"] if r["fraction"] == 1.0}
+    assert full == {a: metrics[f"probe_top1_{a}"] for a in ("learned", "random", "pixels")}
+    assert set(metrics["label_efficiency_margin"]) == {"0.2", "1.0"}
+    assert "Margin of the learned encoder over the best baseline: 20%" in result.stdout
+    assert "supervised" in result.stdout and f"Next: simclr-tf linear-eval --encoder={out}" in result.stdout
+    assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "encoder.keras").is_file() and (out / "simclr.keras").is_file()
     assert (out / "saved_model" / "saved_model.pb").is_file()
     assert any(p.name.endswith(".weights.h5") for p in (out / "checkpoints").iterdir())

@@ -39,11 +39,11 @@ import time
 
 from absl import flags, logging
 
-from simclr_tf.cli import builders, config as config_lib, files, probes, usage
+from simclr_tf.cli import builders, config as config_lib, files, probes, report, usage
 
 # What this entry point writes at the top of --output_dir (besides backup/,
 # checkpoints/ and tensorboard/).
-ARTEFACTS = ("encoder.keras", "simclr.keras", "saved_model", "metrics.json")
+ARTEFACTS = ("encoder.keras", "simclr.keras", "saved_model", "metrics.json", "report.png")
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -119,6 +119,7 @@ def main(argv, flag_values=flags.FLAGS):
                 config[key] = getattr(f, key)
         config = config_lib.apply_overrides(config, f.set)
         config_lib.check_config(config)
+        report_settings = report.settings(config) if f.probe else None
         if f.backup_every_steps < 0:
             raise ValueError(
                 f"`--backup_every_steps` must be >= 0. Received: backup_every_steps={f.backup_every_steps}"
@@ -227,7 +228,8 @@ def main(argv, flag_values=flags.FLAGS):
             print(f"Skipped the linear probe and kNN: {test_eval}.")
     else:
         metrics["eval_dataset"] = f.eval_dataset or config["dataset"]
-        metrics.update(run_probes(config, model, train_eval, test_eval))
+        scores = run_probes(config, model, train_eval, test_eval)
+        metrics.update(scores)
         print(
             "\nLinear-probe top-1 on the test split: "
             f"learned {metrics['probe_top1_learned']:.4f}, "
@@ -235,9 +237,48 @@ def main(argv, flag_values=flags.FLAGS):
             f"raw pixels {metrics['probe_top1_pixels']:.4f}; "
             f"kNN top-1 of the learned encoder {metrics['knn_top1_learned']:.4f}"
         )
+        if report_settings is not None:
+            metrics.update(label_efficiency_report(config, model, train_eval, test_eval, scores,
+                                                   report_settings, backup.history, out))
     write_json(os.path.join(out, "metrics.json"), metrics)
     print(json.dumps({k: v for k, v in metrics.items() if k.startswith(("probe", "knn"))}, indent=2))
-    print(f"Wrote {out}")
+    if "label_efficiency" in metrics:
+        print("\n" + metrics["label_efficiency_table"])
+        print(report.format_margins({float(k): tuple(v) for k, v in metrics["label_efficiency_margin"].items()}))
+    written = [name for name in ARTEFACTS if os.path.exists(os.path.join(out, name))]
+    print(f"\nWrote {out}: {', '.join(written)}; TensorBoard logs in {os.path.join(out, 'tensorboard')}")
+    print(f"Next: simclr-tf linear-eval --encoder={out}   (or finetune --encoder={out} --label_fraction=0.1, "
+          f"export --encoder={out})")
+
+
+def label_efficiency_report(config, model, train, test, scores, settings, history, out):
+    """The label-efficiency rows, margin and table for metrics.json, and report.png.
+
+    A labelled evaluation set too small for the report's fractions (fewer
+    labels than classes at 1%) skips the report with one line.
+    """
+    from simclr_tf import evaluation
+    from simclr_tf.atomic import atomic_path
+
+    full = {name: {"top1": scores[f"probe_top1_{name}"], "knn_top1": scores.get(f"knn_top1_{name}")}
+            for name in ("learned", "random", "pixels")}
+    try:
+        rows = report.label_efficiency(config, model, train, test, full, settings)
+    except ValueError as err:
+        print(f"Skipped the label-efficiency report: {' '.join(str(err).split())}")
+        return {}
+    margin = report.margins(rows)
+    with atomic_path(os.path.join(out, "report.png")) as tmp:
+        report.plot(history, rows, tmp)
+    return {
+        "label_efficiency": rows,
+        "label_efficiency_margin": {str(k): list(v) for k, v in margin.items()},
+        "label_efficiency_table": (
+            "Test top-1 and kNN top-1 (%) by label fraction; mean ± std over label-subset seeds "
+            f"{', '.join(map(str, settings['seeds']))} (100%: the full probes above, one run):\n"
+            + evaluation.format_label_efficiency(rows)
+        ),
+    }
 
 
 def run_probes(config, model, train, test):

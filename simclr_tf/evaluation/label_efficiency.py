@@ -7,7 +7,8 @@ and subset seed, a class-balanced nested subset of the training labels
 - `learned`: the L-BFGS linear probe (`fit_logistic_probe`) on frozen h of
   the pretrained encoder, BN in inference mode.
 - `random`: the same probe on a freshly initialised encoder of the same
-  architecture (`keras.models.clone_model`; a fresh init per seed).
+  architecture (`keras.models.clone_model`; a fresh init per seed), with
+  plain BN init (zero-initialised gammas set to one).
 - `pixels`: the same probe on raw pixels, standardised.
 - `finetune`: the pretrained encoder (and, with `head_layer=1`, the
   projection head's first layer, as SimCLRv2) fine-tuned with a linear
@@ -35,6 +36,7 @@ import keras
 import numpy as np
 
 from simclr_tf import validation
+from simclr_tf._keras_compat import flatten_layers
 from simclr_tf.evaluation.features import embed, embedder
 from simclr_tf.evaluation.finetuning import _head_up_to, _train_classifier
 from simclr_tf.evaluation.inputs import _as_arrays, _check_num_classes, _image_array, _unwrap
@@ -166,6 +168,7 @@ def predict_label_efficiency(
     for seed in seeds:
         if "random" in arms:
             random_encoder, _ = _initial_weights(encoder, None, "scratch", seed)
+            _plain_batch_norm_init(random_encoder)
             random_fn = embedder(random_encoder, preprocess)
             features["random"] = (_rows_features(random_fn, images, needed, batch_size),
                                   embed(random_fn, test_images, batch_size=batch_size))
@@ -344,6 +347,21 @@ def _rows_features(embed_fn, images, rows, batch_size):
     full = np.full((len(images), feats.shape[1]), np.nan, np.float32)
     full[rows] = feats
     return full
+
+
+def _plain_batch_norm_init(model):
+    """Sets every all-zero BN gamma of a freshly initialised `model` to one.
+
+    Zero-gamma residual init (`resnet(zero_init_residual=True)`) helps a
+    network that is about to be trained, but frozen it silences every
+    residual branch: on the main job's ResNet-10 the 1%-label probe of such
+    a random encoder scored about 30% against about 60% with plain init.
+    The random-encoder baseline gets the stronger form.
+    """
+    for layer in flatten_layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.scale:
+            if not np.any(keras.ops.convert_to_numpy(layer.gamma)):
+                layer.gamma.assign(keras.ops.ones_like(layer.gamma))
 
 
 def _initial_weights(encoder, head, init, seed):

@@ -147,6 +147,7 @@ def linear_eval(
     test_data,
     *,
     augment=False,
+    solver="lbfgs",
     epochs=90,
     batch_size=256,
     learning_rate=1e-3,
@@ -161,7 +162,10 @@ def linear_eval(
     """Linear evaluation of a frozen encoder: top-1 / top-5 on `test_data`.
 
     With `augment=False` the encoder embeds each split once and
-    `linear_probe` trains on the cached, standardised features (fast). With
+    `linear_probe` trains on the cached, standardised features (fast): by
+    default the main job's L-BFGS probe, its L2 chosen on held-out training
+    rows, so `linear_eval`, `simclr-tf linear-eval` and the main job give one
+    number for one encoder. With
     `augment=True` every training batch is a fresh random resized crop +
     horizontal flip (the paper's protocol), the frozen encoder runs in
     inference mode on it, and h is standardised with the mean and variance
@@ -175,8 +179,11 @@ def linear_eval(
         train_data, test_data: `(images, labels)` numpy arrays (uint8, or
             float in [0, 1]; any size, resized to the encoder's input) or
             `tf.data.Dataset`s of `(images, labels)` batches.
-        augment: train on crop + flip views instead of cached features.
-        epochs: passes over `train_data`.
+        augment: train on crop + flip views (by Adam) instead of cached features.
+        solver: "lbfgs" or "adam", the cached-feature probe's solver
+            (`linear_probe`); `epochs`, `learning_rate` and `weight_decay`
+            apply to "adam" and `augment=True`.
+        epochs: passes over `train_data` (Adam).
         batch_size: batch size for array inputs and the feature classifier.
         learning_rate: Adam's learning rate (when `optimizer` is None).
         weight_decay: L2 penalty on the linear weights.
@@ -205,9 +212,9 @@ def linear_eval(
     >>> enc = simclr_tf.resnet(18, 0.125, (16, 16, 3), small_images=True)
     >>> x = np.random.default_rng(0).integers(0, 255, (32, 16, 16, 3), np.uint8)
     >>> y = np.arange(32) % 2
-    >>> scores = linear_eval(enc, (x, y), (x, y), epochs=2)
+    >>> scores = linear_eval(enc, (x, y), (x, y))
     >>> sorted(scores)
-    ['augment', 'epochs', 'num_classes', 'top1', 'top5', 'train_top1']
+    ['augment', 'epochs', 'l2', 'num_classes', 'top1', 'top5', 'train_top1', 'validation_top1']
     """
     epochs = validation.check_int("epochs", epochs, minimum=1)
     batch_size = validation.check_int("batch_size", batch_size, minimum=1)
@@ -221,7 +228,7 @@ def linear_eval(
         )
         num_classes = _check_num_classes(num_classes, ytr, yte)
         scores = linear_probe(
-            xtr, ytr, xte, yte, solver="adam", epochs=epochs, batch_size=batch_size,
+            xtr, ytr, xte, yte, solver=solver, epochs=epochs, batch_size=batch_size,
             learning_rate=learning_rate, weight_decay=weight_decay, seed=seed,
             num_classes=num_classes,
         )
