@@ -15,7 +15,6 @@ import simclr_tf
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHORT = [
     "--epochs=2", "--steps_per_epoch=2", "--batch_size=32",
-    "--set", "encoder.stage_widths=[4,8,16,32]",
     "--set", "probe.max_examples=300", "--set", "probe.max_iterations=20",
     "--set", "report.fractions=[0.2]", "--set", "report.seeds=[0,1]",
     "--set", "report.supervised_fractions=[0.2]", "--set", "report.supervised_epochs=2",

@@ -25,7 +25,7 @@ MAIN = "python3.11 -m venv .venv && . .venv/bin/activate && pip install . && sim
 TESTS = ("python3.11 -m venv .venv && . .venv/bin/activate && pip install -q -r requirements-dev.txt "
          "&& python -m pytest -q -n 2")
 SHORT = ["--epochs=1", "--steps_per_epoch=2", "--batch_size=16", "--set", "encoder.stage_widths=[4,8,16,32]",
-         "--set", "probe.max_iterations=5", "--set", "report=None"]
+         "--set", "probe.max_iterations=5"]
 ENV = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 

@@ -74,7 +74,7 @@ def get_config():
         # architecture trained from scratch on each 1% subset (its epochs
         # chosen on held-out labels; one Adam rate, as 1e-2 beside 3e-3 was
         # never chosen and cost a minute: docs/RESULTS.md, "Label
-        # efficiency"), and the probes above at 100%. None skips it.
+        # efficiency"), and the probes above at 100%. --noprobe skips it.
         "report": {"fractions": [0.01, 0.1], "seeds": [0, 1, 2], "supervised_fractions": [0.01],
                    "supervised_epochs": 100, "learning_rates": [3e-3]},
         "num_classes": 10,
