@@ -223,3 +223,34 @@ def test_export_command_writes_a_serving_saved_model(tmp_path):
     served = tf.saved_model.load(str(tmp_path / "serving")).signatures["serving_default"]
     outputs = served(images=tf.zeros((2, 40, 30, 3), tf.uint8))
     assert outputs["features"].shape == (2, 32) and outputs["projection"].shape == (2, 64)
+
+
+def test_label_efficiency_command_writes_the_table_rows_and_picture(tmp_path, capsys):
+    from simclr_tf.atomic import save_keras
+    from simclr_tf.cli import label_efficiency
+
+    config = config_lib.apply_overrides(config_lib.load_config("default"), ["encoder.stage_widths=[8,16,32,64]"])
+    save_keras(builders.build_model(config), str(tmp_path / "simclr.keras"))
+    values = flags.FlagValues()
+    label_efficiency.define_flags(values)
+    values(["label-efficiency", f"--encoder={tmp_path}", "--fractions=0.01,1.0", "--seeds=0,1",
+            "--arms=learned,pixels", "--max_train_examples=3000", f"--output_dir={tmp_path / 'le'}"])
+    label_efficiency.main([], flag_values=values)
+    saved = json.loads((tmp_path / "le" / "label_efficiency.json").read_text())
+    cells = {(r["arm"], r["fraction"], r["seed"], r["n_labels"]) for r in saved["rows"]}
+    assert cells == {(a, f, s, n) for a in ("learned", "pixels") for f, n in ((0.01, 30), (1.0, 3000))
+                     for s in (0, 1)}
+    table = (tmp_path / "le" / "label_efficiency.txt").read_text()
+    assert table.startswith("arm") and "top-1 1%" in table and table in capsys.readouterr().out + "\n"
+    assert (tmp_path / "le" / "label_efficiency.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs=a:b"], "`--epochs` must be an integer or FRACTION:EPOCHS pairs"),
+    (["--seeds=x"], "`--seeds` must be a comma-separated list of ints. Received: seeds=x"),
+    (["--fractions=0.1,2"], "`--fractions` must be numbers in (0, 1]. Received: fractions=0.1,2"),
+])
+def test_label_efficiency_usage_errors_are_one_line(args, message, tmp_path):
+    result = _command(["label-efficiency", f"--encoder={tmp_path}", *args, f"--output_dir={tmp_path / 'le'}"])
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "le").exists()

@@ -9,6 +9,7 @@ TensorFlow loads and calls `run` here.
     simclr-tf linear-eval --encoder=runs/default
     simclr-tf finetune --encoder=runs/default --label_fraction=0.1
     simclr-tf export --encoder=runs/default --output_dir=runs/default/serving
+    simclr-tf label-efficiency --encoder=runs/default
     simclr-tf pretrain --help
 """
 
@@ -25,12 +26,13 @@ COMMANDS = {
     "linear-eval": ("simclr_tf.cli.linear_eval", "linear evaluation of a pretrained encoder"),
     "finetune": ("simclr_tf.cli.finetune", "fine-tuning on a fraction of the labels"),
     "export": ("simclr_tf.cli.export", "an encoder as a serving SavedModel"),
+    "label-efficiency": ("simclr_tf.cli.label_efficiency", "every arm at 1%, 10% and 100% of the labels"),
 }
 
 
 def _usage(prog):
     lines = [f"usage: {prog} COMMAND [flags]   ({prog} COMMAND --help lists a command's flags)", ""]
-    lines += [f"  {name:<12} {about}" for name, (_, about) in COMMANDS.items()]
+    lines += [f"  {name:<16} {about}" for name, (_, about) in COMMANDS.items()]
     return "\n".join(lines)
 
 

@@ -124,7 +124,11 @@ def format_margins(margin):
 
 
 def plot(history, rows, path):
-    """Training curves (loss, contrastive accuracy) and label-efficiency bars in one PNG."""
+    """Training curves (loss, contrastive accuracy) and label-efficiency bars in one PNG.
+
+    `history` is a Keras history dict (per-epoch `loss`, `contrastive_acc`);
+    empty, the picture has the bars only.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -133,8 +137,11 @@ def plot(history, rows, path):
     summary = evaluation.summarize_label_efficiency(rows)
     fractions = sorted({row["fraction"] for row in rows})
     arms = [arm for arm in evaluation.label_efficiency.ARMS if any(r["arm"] == arm for r in rows)]
-    figure, (curves, bars) = plt.subplots(1, 2, figsize=(11, 4))
     epochs = np.arange(1, len(history.get("loss", [])) + 1)
+    if len(epochs):
+        figure, (curves, bars) = plt.subplots(1, 2, figsize=(11, 4))
+    else:  # no training history: the bars alone
+        figure, bars = plt.subplots(1, 1, figsize=(6, 4))
     if len(epochs):
         curves.plot(epochs, history["loss"], label="NT-Xent loss", color="tab:blue")
         curves.set_xlabel("epoch")
@@ -145,7 +152,7 @@ def plot(history, rows, path):
             twin.set_ylabel("contrastive accuracy")
             twin.legend(loc="center right")
         curves.legend(loc="upper right")
-    curves.set_title("Pretraining")
+        curves.set_title("Pretraining")
     width = 0.8 / max(len(arms), 1)
     for i, arm in enumerate(arms):
         means = [100 * summary.get((arm, f), (np.nan, 0, 0))[0] for f in fractions]
