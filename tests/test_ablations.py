@@ -2,6 +2,8 @@
 
 Cell definitions and figures use stand-ins (no training); one real 2-cell
 smoke study (SimCLR and supervised, a few steps each) proves the resume.
+`--set` precedence, every cell's config and the output folder are checked
+before any cell trains.
 """
 
 import csv
@@ -15,6 +17,7 @@ import pytest
 import tensorflow as tf
 
 import simclr_tf
+from experiments import common
 from experiments.ablations import cells, harness, operators, report, run, studies
 
 
@@ -431,3 +434,47 @@ def test_cells_build_simclr_with_the_shared_builder_and_its_sync_batch_norm(smok
     model = built["model"]
     assert model.projection_head.sync_batch_norm is True
     assert model.num_classes is None  # unlabelled pretraining batches: no online probe
+
+
+# -- inputs: `--set` precedence, every cell checked, the output folder -------
+
+
+def _never(cell):
+    raise AssertionError(f"cell {cell.id} ran")
+
+
+def test_top_level_set_that_the_study_config_overrides_is_refused(tmp_path):
+    base = run.load_config("cpu_fashion_mnist")  # composition's config sets temperature 0.2
+    for items, key in ((["temperature=0.5"], "temperature"),
+                       (["encoder={'stem_stride': 1}"], "encoder.stem_stride")):
+        config = common.apply_overrides(base, items)
+        with pytest.raises(ValueError, match=rf"Set `studies.composition.config.{key}` instead"):
+            harness.run_study("composition", config, str(tmp_path), run_cell=_never,
+                              set_keys=common.override_keys(items))
+    assert not os.listdir(tmp_path)
+    # The study's own key, the same value, or a key the study leaves alone pass.
+    for items, temperature in ((["studies.composition.config.temperature=0.5", "seed=1"], 0.5),
+                               (["temperature=0.2", "seed=1"], 0.2)):
+        config = common.apply_overrides(base, items)
+        cells = studies.cells_for("composition", config, common.override_keys(items))
+        assert cells[0].config["temperature"] == temperature and cells[0].config["seed"] == 1
+
+
+@pytest.mark.parametrize("section, value, match", [
+    ("temperatures", [0.1, 0.5, 0], r"Cell temperature/t0: Config `temperature` must be > 0"),
+    ("modes", ["linear", "foo"], r"Cell head/head_foo: Config `head.mode` must be one of"),
+])
+def test_every_cell_is_checked_before_the_first_runs(smoke, tmp_path, section, value, match):
+    study = "temperature" if section == "temperatures" else "head"
+    smoke["studies"][study][section] = value
+    with pytest.raises(ValueError, match=match):
+        harness.run_study(study, smoke, str(tmp_path), run_cell=_never, log=lambda _: None)
+    assert not os.listdir(tmp_path)
+
+
+def test_ablation_output_dir_that_is_a_file_is_refused_before_the_first_cell(smoke, tmp_path):
+    smoke["studies"]["temperature"]["temperatures"] = [0.5]
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(ValueError, match=r"`--output_dir` must be a folder .*output_dir="):
+        harness.run_study("temperature", smoke, str(afile), run_cell=_never, log=lambda _: None)

@@ -1,4 +1,5 @@
-"""experiments.fresh_test: the main job's probes on test images outside the embedded split."""
+"""experiments.fresh_test: the main job's probes on test images outside the embedded split,
+with the run's own training rows."""
 
 import json
 
@@ -8,6 +9,7 @@ import pytest
 
 from experiments import common, fresh_test
 from simclr_tf import data
+from simclr_tf.cli import probes
 from tests.test_data import _write_idx
 
 
@@ -62,3 +64,32 @@ def test_probe_run_rebuilds_the_runs_random_encoder_and_probes_all_three(tmp_pat
 def test_probe_run_names_a_folder_that_is_not_a_finished_run(tmp_path):
     with pytest.raises(ValueError, match=r"metrics.json is missing\. Received: run_dir="):
         fresh_test.probe_run(str(tmp_path), None, None)
+
+
+# -- inputs: the run's training rows -------------------------------------------
+
+
+@pytest.fixture
+def default():
+    return common.load_config("default")
+
+
+def test_fresh_test_probes_the_runs_max_examples_training_rows(tmp_path, monkeypatch, default):
+    config = common.apply_overrides(default, ["probe.max_examples=50"])
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    keras.Sequential([keras.Input((28, 28, 3)), keras.layers.Flatten()]).save(run_dir / "encoder.keras")
+    (run_dir / "metrics.json").write_text(json.dumps({"config": config}))
+    seen = {}
+
+    def fake_probe(config, learned, view, train, test):
+        seen["train"] = np.concatenate([np.asarray(y) for _, y in train])
+        seen["test"] = sum(int(x.shape[0]) for x, _ in test)
+        return {name: {"top1": 0.5} for name in ("learned", "random", "pixels")}
+
+    monkeypatch.setattr(probes, "probe_representations", fake_probe)
+    train = tuple(a[:120] for a in data.load_embedded("train"))
+    test = tuple(a[:70] for a in data.load_embedded("test"))
+    fresh_test.probe_run(str(run_dir), train, test)
+    np.testing.assert_array_equal(seen["train"], train[1][:50])  # the first 50 rows, as run_probes
+    assert seen["test"] == 70

@@ -1,4 +1,4 @@
-"""The main job, end to end, in a short mode."""
+"""The main job, end to end, in a short mode; its usage errors before any work."""
 
 import json
 import os
@@ -127,3 +127,21 @@ def test_weight_decay_that_adam_ignores_is_said_out_loud():
         warnings.simplefilter("error")
         optimizer = builders.build_optimizer(config, 10)
     assert optimizer.weight_decay == pytest.approx(1e-4)
+
+
+# -- inputs: the output folder, checked before loading data --------------------
+
+
+def test_pretrain_refuses_an_output_dir_under_a_file_before_loading_data(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.pretrain", f"--output_dir={afile}/run", "--probe=false"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 2
+    # One line, no traceback.
+    assert "experiments.pretrain: error: `--output_dir` is under" in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert "parameters" not in result.stderr + result.stdout  # no model was built
