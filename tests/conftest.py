@@ -13,6 +13,12 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as the simclr-tf entry po
 
 import tensorflow as tf  # noqa: E402
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under `pytest -n 2` on two cores each worker gets one core's worth of
+    # threads: two workers with a pool each as wide as the machine contend.
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(2)
+
 _cpus = tf.config.list_physical_devices("CPU")
 try:
     tf.config.set_logical_device_configuration(

@@ -184,18 +184,6 @@ def test_regularisation_losses_are_added():
 
 
 @pytest.mark.slow
-def test_any_keras_model_works_as_encoder():
-    encoder = keras.applications.ResNet50(
-        weights=None, include_top=False, pooling="avg", input_shape=(32, 32, 3)
-    )
-    model = simclr_tf.SimCLR(encoder, simclr_tf.ProjectionHead(output_dim=8),
-                             simclr_tf.SimCLRAugmentation(32, seed=0))
-    model.compile(optimizer="adam")
-    x = np.random.randint(0, 255, (4, 40, 40, 3)).astype("uint8")
-    logs = model.fit(x, batch_size=4, epochs=1, verbose=0).history
-    assert np.isfinite(logs["loss"][0])
-
-
 @pytest.mark.slow
 def test_mirrored_strategy_fit_with_unbuilt_head(fmnist, mirrored_strategy):
     """The head is built in the constructor, so no variable appears late."""

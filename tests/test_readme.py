@@ -88,4 +88,8 @@ def test_own_images_command_runs(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["config"]["image_size"] == 64
-    assert 0.0 <= metrics["probe_top1_learned"] <= 1.0
+    assert metrics["eval_dataset"] == "folder:labelled"
+    for key in ("probe_top1_learned", "knn_top1_learned", "probe_top1_pixels", "probe_top1_random"):
+        assert 0.0 <= metrics[key] <= 1.0
+    # Three labels a class are too few for the 1% report: one line says so.
+    assert "Skipped the label-efficiency report" in result.stdout

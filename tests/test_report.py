@@ -62,15 +62,13 @@ def test_label_efficiency_rows_cover_each_fraction_and_the_full_probes():
     model = _tiny_model()
     model.build((None, 8, 8, 3))
     settings = report.settings({"report": {
-        "fractions": [0.2], "seeds": [0, 1], "supervised_fractions": [0.5], "supervised_epochs": 2,
-        "learning_rates": [1e-3]}})
+        "fractions": [0.2, 0.5], "seeds": [0, 1], "supervised_fractions": []}})
     full = {arm: {"top1": 0.5, "knn_top1": 0.4} for arm in ("learned", "random", "pixels")}
     rows = report.label_efficiency({"seed": 0, "probe": {"max_iterations": 5}, "num_classes": 2},
                                    model, (x, y), (x[:10], y[:10]), full, settings)
     cells = {(r["arm"], r["fraction"], r["seed"]) for r in rows}
     assert cells == (
-        {(arm, 0.2, s) for arm in ("learned", "random", "pixels") for s in (0, 1)}
-        | {("supervised", 0.5, s) for s in (0, 1)}
+        {(arm, f, s) for arm in ("learned", "random", "pixels") for f in (0.2, 0.5) for s in (0, 1)}
         | {(arm, 1.0, 0) for arm in ("learned", "random", "pixels")}
     )
     assert {r["n_labels"] for r in rows if r["fraction"] == 0.2} == {12}
