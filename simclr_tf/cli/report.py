@@ -76,16 +76,15 @@ def label_efficiency(config, model, train, test, full_results, report):
     whole evaluation training split.
     """
     train, test = _as_arrays("train", train), _as_arrays("test", test)
+    # A fraction and seed give the same labelled subset in every call
+    # (`label_fraction_subset`), so the arms can be run separately.
     rows = []
-    fractions = sorted(set(report["fractions"]) | set(report["supervised_fractions"]))
-    if fractions:
-        probe_fractions = tuple(fractions)
+    if report["fractions"]:
         rows += evaluation.evaluate_label_efficiency(
-            model, train, test, fractions=probe_fractions, seeds=tuple(report["seeds"]),
+            model, train, test, fractions=tuple(sorted(report["fractions"])), seeds=tuple(report["seeds"]),
             arms=("learned", "random", "pixels"), num_classes=config.get("num_classes"),
             probe_max_iterations=config["probe"].get("max_iterations", 150),
         )
-        rows = [row for row in rows if row["fraction"] in report["fractions"]]
     if report["supervised_fractions"]:
         rows += evaluation.evaluate_label_efficiency(
             model, train, test, fractions=tuple(sorted(report["supervised_fractions"])),
