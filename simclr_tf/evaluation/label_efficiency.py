@@ -355,8 +355,9 @@ def _plain_batch_norm_init(model):
     Zero-gamma residual init (`resnet(zero_init_residual=True)`) helps a
     network that is about to be trained, but frozen it silences every
     residual branch: on the main job's ResNet-10 the 1%-label probe of such
-    a random encoder scored about 30% against about 60% with plain init.
-    The random-encoder baseline gets the stronger form.
+    a random encoder scored about 30% against about 60% with plain init
+    (docs/RESULTS.md, "Label efficiency"). The random-encoder baseline gets
+    the stronger form.
     """
     for layer in flatten_layers(model):
         if isinstance(layer, keras.layers.BatchNormalization) and layer.scale:

@@ -219,6 +219,8 @@ def linear_eval(
     epochs = validation.check_int("epochs", epochs, minimum=1)
     batch_size = validation.check_int("batch_size", batch_size, minimum=1)
     learning_rate = validation.check_number("learning_rate", learning_rate, minimum=0, strict=True)
+    if solver not in ("lbfgs", "adam"):
+        raise ValueError(f"`solver` must be 'lbfgs' or 'adam'. Received: solver={solver!r}")
     encoder, preprocess, _ = _unwrap(encoder, preprocess)
 
     if not augment:
