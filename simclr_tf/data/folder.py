@@ -248,7 +248,8 @@ def from_folder(
     Files are found by extension (case-insensitive, recursively; hidden
     files and other extensions are ignored) and decoded in the stream, in
     parallel, by content (`decode_image`: grayscale, RGBA, CMYK JPEG,
-    16-bit PNG and GIF all become 8-bit RGB). Only a few files are decoded
+    16-bit PNG and GIF all become 8-bit RGB; large JPEGs are decoded at
+    reduced scale, `decode_to_size`). Only a few files are decoded
     before the stream starts (to choose a size and check that some decode).
 
     A file that cannot be decoded is replaced in the stream by the next
