@@ -402,6 +402,9 @@ PRETRAIN_ROWS = {
     "P12 unlabelled eval dataset": (["--probe", "--eval_dataset=folder:/no/such/dir"],
                                     r"`--eval_dataset` must name a labelled dataset.*"
                                     r"Received: eval_dataset='folder:/no/such/dir'"),
+    "P13 report at 100%": (["--probe", "--set", "report.fractions=[1.0]"],
+                           r"Config `report.fractions` and `report.supervised_fractions` must hold numbers in "
+                           r"\(0, 1\) \(100% is the main probe\). Received: 1.0"),
 }
 
 # Runs every row through pretrain.main in one fresh process: the entry points
