@@ -65,7 +65,7 @@ def main(argv=None):
     """`simclr-tf COMMAND [flags]`: sets oneDNN, then runs the command."""
     argv = list(sys.argv if argv is None else argv)
     set_onednn(argv[1:])  # argv[1] is the command name, skipped like a program name
-    from simclr_tf.cli import main as cli_main
+    from simclr_tf_cli import main as cli_main
 
     return cli_main.run(argv)
 

@@ -7,7 +7,7 @@
    to `--image_size`; repeats alternate, the median and the ratio are
    reported (target: ratio >= 1.0).
 2. Seconds per train step of the default config's SimCLR model
-   (`simclr_tf/cli/configs/default.py`) fed by the folder pipeline vs by
+   (`simclr_tf_cli/configs/default.py`) fed by the folder pipeline vs by
    in-memory arrays of the same shape (target: ratio <= 1.05).
 
 Run (the numbers depend on the machine and its load; note `uptime`):
@@ -95,8 +95,8 @@ def measure_train_step(folder, steps, batch_size=None, warmup=3):
     import tensorflow as tf
 
     from simclr_tf import data
-    from simclr_tf.cli import builders
-    from simclr_tf.cli.configs.default import get_config
+    from simclr_tf_cli import builders
+    from simclr_tf_cli.configs.default import get_config
 
     config = get_config()
     batch_size = batch_size or config["batch_size"]

@@ -1,7 +1,7 @@
 """Entry points of a checkout: `python -m experiments.<name>`.
 
 `pretrain`, `linear_eval` and `finetune` run the code of the installed
-`simclr-tf` command (`simclr_tf.cli`); `fresh_test` and `ablations` are this
+`simclr-tf` command (`simclr_tf_cli`); `fresh_test` and `ablations` are this
 project's studies. These are programs, so they decide for their process:
 importing this package turns TensorFlow's oneDNN CPU kernels on (off for
 `--deterministic`) before anything loads TensorFlow, as `simclr-tf` does

@@ -1,6 +1,6 @@
 """`python -m experiments.finetune`: `simclr-tf finetune` in a checkout.
 
-The code is `simclr_tf.cli.finetune`, whose docstring lists its outputs;
+The code is `simclr_tf_cli.finetune`, whose docstring lists its outputs;
 importing this module gives that module itself, so tests that patch it patch
 the code that runs. Flags are defined only when it runs as a program.
 
@@ -9,7 +9,7 @@ the code that runs. Flags are defined only when it runs as a program.
 
 import sys
 
-from simclr_tf.cli import finetune, usage
+from simclr_tf_cli import finetune, usage
 
 if __name__ == "__main__":
     finetune.define_flags()

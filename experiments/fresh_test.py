@@ -53,7 +53,7 @@ def probe_run(run_dir, train, test):
     import keras
 
     from simclr_tf import data
-    from simclr_tf.cli import builders, probes
+    from simclr_tf_cli import builders, probes
 
     metrics_path = os.path.join(run_dir, "metrics.json")
     encoder_path = os.path.join(run_dir, "encoder.keras")

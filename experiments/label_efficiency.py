@@ -1,6 +1,6 @@
 """`python -m experiments.label_efficiency`: `simclr-tf label-efficiency` in a checkout.
 
-The code is `simclr_tf.cli.label_efficiency`; importing this module gives
+The code is `simclr_tf_cli.label_efficiency`; importing this module gives
 that module itself. Flags are defined only when it runs as a program.
 
     python -m experiments.label_efficiency --encoder=runs/pretrain
@@ -8,7 +8,7 @@ that module itself. Flags are defined only when it runs as a program.
 
 import sys
 
-from simclr_tf.cli import label_efficiency, usage
+from simclr_tf_cli import label_efficiency, usage
 
 if __name__ == "__main__":
     label_efficiency.define_flags()

@@ -1,6 +1,6 @@
 """`python -m experiments.linear_eval`: `simclr-tf linear-eval` in a checkout.
 
-The code is `simclr_tf.cli.linear_eval`, whose docstring lists its outputs;
+The code is `simclr_tf_cli.linear_eval`, whose docstring lists its outputs;
 importing this module gives that module itself, so tests that patch it patch
 the code that runs. Flags are defined only when it runs as a program.
 
@@ -10,7 +10,7 @@ the code that runs. Flags are defined only when it runs as a program.
 
 import sys
 
-from simclr_tf.cli import linear_eval, usage
+from simclr_tf_cli import linear_eval, usage
 
 if __name__ == "__main__":
     linear_eval.define_flags()

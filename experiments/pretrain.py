@@ -1,6 +1,6 @@
 """`python -m experiments.pretrain`: `simclr-tf pretrain` in a checkout.
 
-The code is `simclr_tf.cli.pretrain`, whose docstring lists what it writes;
+The code is `simclr_tf_cli.pretrain`, whose docstring lists what it writes;
 importing this module defines its flags in absl's global `FLAGS` and gives
 that module itself, so tests that patch it patch the code that runs.
 
@@ -14,7 +14,7 @@ import sys
 
 from absl import flags
 
-from simclr_tf.cli import pretrain, usage
+from simclr_tf_cli import pretrain, usage
 
 if "output_dir" not in flags.FLAGS:  # a second import must not define them twice
     pretrain.define_flags(flags.FLAGS)

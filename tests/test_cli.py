@@ -1,4 +1,4 @@
-"""simclr_tf.cli: the `simclr-tf` command, its usage errors, the backbone key
+"""simclr_tf_cli: the `simclr-tf` command, its usage errors, the backbone key
 and the one probe that pretrain and linear-eval share; `--set` values and
 sections, output folders and stale checkpoints, `--deterministic` spellings
 and oneDNN (simclr_tf_launcher)."""
@@ -16,7 +16,7 @@ from absl import flags
 import simclr_tf_launcher
 from experiments import common
 from experiments.ablations import harness, run, studies
-from simclr_tf.cli import builders, config as config_lib, files, linear_eval, probes, usage
+from simclr_tf_cli import builders, config as config_lib, files, linear_eval, probes, usage
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--epochs=1", "--steps_per_epoch=2", "--batch_size=8",
@@ -199,7 +199,7 @@ def test_export_command_writes_a_serving_saved_model(tmp_path):
     import tensorflow as tf
 
     from simclr_tf.atomic import save_keras
-    from simclr_tf.cli import export
+    from simclr_tf_cli import export
 
     config = config_lib.apply_overrides(config_lib.load_config("default"), ["encoder.stage_widths=[4,8,16,32]"])
     save_keras(builders.build_model(config), str(tmp_path / "simclr.keras"))
@@ -214,7 +214,7 @@ def test_export_command_writes_a_serving_saved_model(tmp_path):
 
 def test_label_efficiency_command_writes_the_table_rows_and_picture(tmp_path, capsys):
     from simclr_tf.atomic import save_keras
-    from simclr_tf.cli import label_efficiency
+    from simclr_tf_cli import label_efficiency
 
     config = config_lib.apply_overrides(config_lib.load_config("default"), ["encoder.stage_widths=[8,16,32,64]"])
     save_keras(builders.build_model(config), str(tmp_path / "simclr.keras"))
@@ -238,7 +238,7 @@ def test_label_efficiency_command_writes_the_table_rows_and_picture(tmp_path, ca
     (["--fractions=0.1,2"], "`--fractions` must be numbers in (0, 1]. Received: fractions=0.1,2"),
 ])
 def test_label_efficiency_refuses_bad_flags_before_writing(args, message, tmp_path, capsys):
-    from simclr_tf.cli import label_efficiency
+    from simclr_tf_cli import label_efficiency
 
     values = flags.FlagValues()
     label_efficiency.define_flags(values)

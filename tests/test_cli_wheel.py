@@ -34,7 +34,7 @@ def wheel(tmp_path_factory):
 def test_wheel_holds_the_command_configs_and_embedded_data(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert "simclr_tf_launcher.py" in names
-    assert "simclr_tf/cli/configs/default.py" in names and "simclr_tf/cli/pretrain.py" in names
+    assert "simclr_tf_cli/configs/default.py" in names and "simclr_tf_cli/pretrain.py" in names
     assert any(n.startswith("simclr_tf/") and n.endswith("fashion_mnist_subset.npz") for n in names)
     (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
     assert "simclr-tf = simclr_tf_launcher:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -9,7 +9,7 @@ import pytest
 
 from experiments import common, fresh_test
 from simclr_tf import data
-from simclr_tf.cli import probes
+from simclr_tf_cli import probes
 from tests.test_data import _write_idx
 
 

@@ -74,7 +74,7 @@ def test_bad_config_value_fails_before_writing(tmp_path):
 def test_pixel_baseline_keeps_one_channel_of_gray_images_only():
     import numpy as np
 
-    from simclr_tf.cli.probes import single_channel_if_gray
+    from simclr_tf_cli.probes import single_channel_if_gray
 
     rng = np.random.default_rng(0)
     gray = np.repeat(rng.random((5, 4, 4, 1)), 3, axis=-1)
@@ -89,7 +89,7 @@ def test_pixel_baseline_keeps_one_channel_of_gray_images_only():
 def test_default_config_builds_the_documented_encoder():
     # README and the config docstring quote this architecture's results:
     # ResNet-10, stage widths 16-32-64-256, 0.83M parameters, 256-d h.
-    from simclr_tf.cli import builders, config as config_lib
+    from simclr_tf_cli import builders, config as config_lib
 
     config = config_lib.load_config("default")
     config_lib.check_config(config)
@@ -109,7 +109,7 @@ def test_default_config_builds_the_documented_encoder():
 
 
 def test_weight_decay_that_adam_ignores_is_said_out_loud():
-    from simclr_tf.cli import builders, config as config_lib
+    from simclr_tf_cli import builders, config as config_lib
 
     config = config_lib.load_config("default")
     with warnings.catch_warnings():

@@ -1,11 +1,11 @@
-"""simclr_tf.cli.report: the main job's label-efficiency report."""
+"""simclr_tf_cli.report: the main job's label-efficiency report."""
 
 import keras
 import numpy as np
 import pytest
 
 import simclr_tf
-from simclr_tf.cli import report
+from simclr_tf_cli import report
 
 
 def test_settings_fill_defaults_and_none_turns_the_report_off():

@@ -1,7 +1,7 @@
 """Runs one cell: a short pretraining (or supervised training) and its
 linear evaluation, returning a dict of numbers.
 
-Linear evaluation is the command line's one probe (`simclr_tf.cli.probes`,
+Linear evaluation is the command line's one probe (`simclr_tf_cli.probes`,
 with the config's `probe` settings; Adam where they name no solver) on frozen
 features of the evaluation transform (no augmentation), on the first
 `probe.train_examples` / `probe.test_examples` images of each split (all of
@@ -22,7 +22,7 @@ import simclr_tf
 from experiments.ablations import operators
 from simclr_tf import callbacks as callbacks_lib
 from simclr_tf import data, evaluation
-from simclr_tf.cli import builders, files, probes
+from simclr_tf_cli import builders, files, probes
 
 
 class OneBranchSimCLR(simclr_tf.SimCLR):

@@ -46,11 +46,11 @@ def _finished(path, cell):
 
 
 def check_cell_config(config):
-    """`simclr_tf.cli.config.check_config` on an ablation config (or one cell's).
+    """`simclr_tf_cli.config.check_config` on an ablation config (or one cell's).
 
     The smoke runs' conv net has no width multiplier or depth to check.
     """
-    from simclr_tf.cli.config import check_config
+    from simclr_tf_cli.config import check_config
 
     grid = config.get("probe", {}).get("grid")
     if grid is not None and (isinstance(grid, bool) or not isinstance(grid, int) or grid < 1):

@@ -7,7 +7,7 @@ newest per-epoch weights), TensorBoard logs, the encoder and the whole model as
 `.keras`, a SavedModel of the encoder and `metrics.json` with the linear-probe
 and kNN top-1 of the learned encoder, a randomly initialised encoder of the
 same architecture, and raw pixels; then the label-efficiency report
-(`simclr_tf.cli.report`: the same arms at 1% and 10% of the labels and the
+(`simclr_tf_cli.report`: the same arms at 1% and 10% of the labels and the
 network trained from scratch, printed as a table with the margin, in
 `metrics.json` and drawn in `report.png`). Every artefact is written under a temporary
 name and renamed, and nothing is written before the config, data and model are
@@ -42,7 +42,7 @@ import time
 
 from absl import flags, logging
 
-from simclr_tf.cli import builders, config as config_lib, files, probes, report, usage
+from simclr_tf_cli import builders, config as config_lib, files, probes, report, usage
 
 # What this entry point writes at the top of --output_dir (besides backup/,
 # checkpoints/ and tensorboard/).
@@ -51,7 +51,7 @@ ARTEFACTS = ("encoder.keras", "simclr.keras", "saved_model", "metrics.json", "re
 
 def define_flags(flag_values=flags.FLAGS):
     fv = dict(flag_values=flag_values)
-    flags.DEFINE_string("config", "default", "Config name (simclr_tf/cli/configs) or a .py path.", **fv)
+    flags.DEFINE_string("config", "default", "Config name (simclr_tf_cli/configs) or a .py path.", **fv)
     flags.DEFINE_string("output_dir", "runs/pretrain", "Where checkpoints, logs and results go.", **fv)
     flags.DEFINE_string("dataset", None, "Overrides config dataset (embedded, fashion_mnist, "
                         "folder:PATH, tfds:NAME).", **fv)

@@ -16,7 +16,7 @@ import numpy as np
 from absl import logging
 
 from simclr_tf import evaluation
-from simclr_tf.cli.builders import build_encoder
+from simclr_tf_cli.builders import build_encoder
 
 # Keys of a `probe` section that choose which rows are probed, not how.
 _ROW_KEYS = ("max_examples", "train_examples", "test_examples", "grid")

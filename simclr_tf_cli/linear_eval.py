@@ -1,7 +1,7 @@
 """`simclr-tf linear-eval`: linear evaluation of a pretrained encoder.
 
 Freezes the encoder and fits a linear classifier on h. By default it is the
-main job's probe (`simclr_tf.cli.probes`: logistic regression by L-BFGS on
+main job's probe (`simclr_tf_cli.probes`: logistic regression by L-BFGS on
 cached features, its L2 penalty chosen on a held-out fifth of the training
 rows), so one encoder reports the number `simclr-tf pretrain` printed for
 it; `--solver=adam` trains by Adam on cached features for `--epochs`, and
@@ -189,7 +189,7 @@ def main(argv, flag_values=flags.FLAGS):
 
     from simclr_tf import evaluation, validation
     from simclr_tf.atomic import write_json
-    from simclr_tf.cli import files, probes, usage
+    from simclr_tf_cli import files, probes, usage
 
     f = flag_values
     with usage.checks():

@@ -1,7 +1,7 @@
 """Configs of the command line: loading, `--set` overrides and checks.
 
 A config is a Python module whose `get_config()` returns a nested dict (the
-shipped ones live in `simclr_tf/cli/configs/`, so the installed command finds
+shipped ones live in `simclr_tf_cli/configs/`, so the installed command finds
 them from any folder); `--set key.sub=value` overrides any entry (a dict value
 is merged into its section; see `apply_overrides`). `check_config` refuses
 bad values up front, naming the key and the value received.
@@ -13,7 +13,7 @@ import importlib
 import importlib.util
 import os
 
-from simclr_tf.cli import configs as _configs
+from simclr_tf_cli import configs as _configs
 
 CONFIG_DIR = os.path.dirname(os.path.abspath(_configs.__file__))
 
@@ -24,7 +24,7 @@ def known_configs():
 
 
 def load_config(name):
-    """`get_config()` of `simclr_tf/cli/configs/<name>.py`, or of a path to a .py module."""
+    """`get_config()` of `simclr_tf_cli/configs/<name>.py`, or of a path to a .py module."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"`--config` must be a config name or a path to a .py file. Received: config={name!r}")
     if name.endswith(".py") or os.sep in name:
@@ -34,7 +34,7 @@ def load_config(name):
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     elif name in known_configs():
-        module = importlib.import_module(f"simclr_tf.cli.configs.{name}")
+        module = importlib.import_module(f"simclr_tf_cli.configs.{name}")
     else:
         raise ValueError(
             f"Unknown `--config`; known: {known_configs()} or a path to a .py file. "

@@ -28,7 +28,7 @@ def main(argv, flag_values=flags.FLAGS):
     del argv
     import simclr_tf
     from simclr_tf import evaluation
-    from simclr_tf.cli import files, usage
+    from simclr_tf_cli import files, usage
 
     f = flag_values
     with usage.checks():

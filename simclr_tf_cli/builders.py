@@ -11,7 +11,7 @@ import keras
 import tensorflow as tf
 
 import simclr_tf
-from simclr_tf.cli.config import check_backbone
+from simclr_tf_cli.config import check_backbone
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 

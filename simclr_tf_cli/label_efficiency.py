@@ -21,7 +21,7 @@ import time
 
 from absl import flags
 
-from simclr_tf.cli import usage
+from simclr_tf_cli import usage
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -69,8 +69,8 @@ def main(argv, flag_values=flags.FLAGS):
     del argv
     from simclr_tf import evaluation
     from simclr_tf.atomic import atomic_path, write_json
-    from simclr_tf.cli import files, report
-    from simclr_tf.cli.linear_eval import load_split
+    from simclr_tf_cli import files, report
+    from simclr_tf_cli.linear_eval import load_split
 
     f = flag_values
     with usage.checks():

@@ -71,7 +71,7 @@ def get_config():
         # (see simclr_tf.evaluation.linear_probe); max_examples caps each
         # split (None: all of it).
         "probe": {"solver": "lbfgs", "l2": "auto", "max_iterations": 150, "max_examples": None},
-        # The closing report (simclr_tf/cli/report.py): the same probes at 1%
+        # The closing report (simclr_tf_cli/report.py): the same probes at 1%
         # and 10% of the labels over three label-subset seeds, the same
         # architecture trained from scratch on each 1% subset (its epochs
         # chosen on held-out labels; one Adam rate, as 1e-2 beside 3e-3 was

@@ -1,6 +1,6 @@
 """`simclr-tf COMMAND [flags]`: the installed command's sub-commands.
 
-Each sub-command is a module of `simclr_tf.cli` with `define_flags` and
+Each sub-command is a module of `simclr_tf_cli` with `define_flags` and
 `main`; `python -m experiments.<name>` runs the same code in a checkout.
 `simclr_tf_launcher.main`, the console script, sets oneDNN before
 TensorFlow loads and calls `run` here.
@@ -19,14 +19,14 @@ import sys
 
 from absl import flags
 
-from simclr_tf.cli import usage
+from simclr_tf_cli import usage
 
 COMMANDS = {
-    "pretrain": ("simclr_tf.cli.pretrain", "SimCLR pretraining, then linear probes and kNN"),
-    "linear-eval": ("simclr_tf.cli.linear_eval", "linear evaluation of a pretrained encoder"),
-    "finetune": ("simclr_tf.cli.finetune", "fine-tuning on a fraction of the labels"),
-    "export": ("simclr_tf.cli.export", "an encoder as a serving SavedModel"),
-    "label-efficiency": ("simclr_tf.cli.label_efficiency", "every arm at 1%, 10% and 100% of the labels"),
+    "pretrain": ("simclr_tf_cli.pretrain", "SimCLR pretraining, then linear probes and kNN"),
+    "linear-eval": ("simclr_tf_cli.linear_eval", "linear evaluation of a pretrained encoder"),
+    "finetune": ("simclr_tf_cli.finetune", "fine-tuning on a fraction of the labels"),
+    "export": ("simclr_tf_cli.export", "an encoder as a serving SavedModel"),
+    "label-efficiency": ("simclr_tf_cli.label_efficiency", "every arm at 1%, 10% and 100% of the labels"),
 }
 
 

@@ -26,7 +26,7 @@ import time
 
 from absl import flags, logging
 
-from simclr_tf.cli import linear_eval
+from simclr_tf_cli import linear_eval
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -55,7 +55,7 @@ def main(argv, flag_values=flags.FLAGS):
 
     from simclr_tf import evaluation
     from simclr_tf.atomic import save_keras, write_json
-    from simclr_tf.cli import files, usage
+    from simclr_tf_cli import files, usage
 
     f = flag_values
     with usage.checks():
