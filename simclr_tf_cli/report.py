@@ -133,9 +133,6 @@ def plot(history, rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    summary = evaluation.summarize_label_efficiency(rows)
-    fractions = sorted({row["fraction"] for row in rows})
-    arms = [arm for arm in evaluation.label_efficiency.ARMS if any(r["arm"] == arm for r in rows)]
     epochs = np.arange(1, len(history.get("loss", [])) + 1)
     if len(epochs):
         figure, (curves, bars) = plt.subplots(1, 2, figsize=(11, 4))
@@ -152,22 +149,30 @@ def plot(history, rows, path):
             twin.legend(loc="center right")
         curves.legend(loc="upper right")
         curves.set_title("Pretraining")
+    draw_bars(bars, rows)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def draw_bars(ax, rows, title="Test top-1 by label fraction (mean ± std over label-subset seeds)"):
+    """Test top-1 bars by label fraction, one colour per arm, on `ax`."""
+    summary = evaluation.summarize_label_efficiency(rows)
+    fractions = sorted({row["fraction"] for row in rows})
+    arms = [arm for arm in evaluation.label_efficiency.ARMS if any(r["arm"] == arm for r in rows)]
     width = 0.8 / max(len(arms), 1)
     for i, arm in enumerate(arms):
         means = [100 * summary.get((arm, f), (np.nan, 0, 0))[0] for f in fractions]
         stds = [100 * summary.get((arm, f), (0, 0, 0))[1] for f in fractions]
-        bars.bar(np.arange(len(fractions)) + i * width, means, width, yerr=stds, label=arm, capsize=2)
-    bars.set_xticks(np.arange(len(fractions)) + width * (len(arms) - 1) / 2)
-    bars.set_xticklabels([f"{_percent(f)} labels" for f in fractions])
-    bars.set_ylabel("test top-1 (%)")
+        ax.bar(np.arange(len(fractions)) + i * width, means, width, yerr=stds, label=arm, capsize=2)
+    ax.set_xticks(np.arange(len(fractions)) + width * (len(arms) - 1) / 2)
+    ax.set_xticklabels([f"{_percent(f)} labels" for f in fractions])
+    ax.set_ylabel("test top-1 (%)")
     finite = [100 * v[0] for v in summary.values() if np.isfinite(v[0])]
     if finite:
-        bars.set_ylim(max(0, min(finite) - 10), min(100, max(finite) + 5))
-    bars.set_title("Test top-1 by label fraction (mean ± std over label-subset seeds)")
-    bars.legend(fontsize="small", ncol=2)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+        ax.set_ylim(max(0, min(finite) - 10), min(100, max(finite) + 5))
+    ax.set_title(title)
+    ax.legend(fontsize="small", ncol=2)
 
 
 def _percent(fraction):

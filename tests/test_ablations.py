@@ -17,6 +17,7 @@ import pytest
 import tensorflow as tf
 
 import simclr_tf
+from simclr_tf import evaluation
 from experiments import common
 from experiments.ablations import cells, harness, operators, report, run, studies
 
@@ -256,23 +257,32 @@ def test_one_branch_model_transforms_one_view(one_branch):
 
 def _fake_run(cell):
     value = 0.3 + 0.01 * len(cell.id)
-    return {"top1": value, "top1_h": value, "top1_z": value - 0.05, "wall_seconds": 0.0}
+    result = {"top1": value, "top1_h": value, "top1_z": value - 0.05, "wall_seconds": 0.0}
+    if cell.kind == "label_efficiency":
+        result["rows"] = [{"arm": arm, "fraction": f, "seed": 0, "top1": value - 0.1 * k, "knn_top1": None}
+                          for k, arm in enumerate(("learned", "pixels")) for f in (0.1, 1.0)]
+    return result
 
 
 def test_every_study_writes_csv_and_png(smoke, tmp_path):
     smoke["studies"]["composition"]["operators"] = ["crop", "color", "sobel"]
     smoke["studies"]["color"]["strengths"] = [0.5, "1+blur"]
     smoke["studies"]["temperature"]["temperatures"] = [0.1, 0.5]
+    by_study = {}
     for study in studies.STUDIES:
-        records = harness.run_study(study, smoke, str(tmp_path), run_cell=_fake_run, log=lambda _: None)
+        records = by_study[study] = harness.run_study(study, smoke, str(tmp_path), run_cell=_fake_run,
+                                                      log=lambda _: None)
         with open(tmp_path / study / f"{study}.csv") as f:
             table = list(csv.DictReader(f))
         assert [row["cell"] for row in table] == [r["cell"] for r in records]
         assert float(table[0]["top1"]) == pytest.approx(records[0]["result"]["top1"])
         with open(tmp_path / study / f"{study}.png", "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    header = report.columns(records)
+    header = report.columns(by_study["headline"])
     assert header[:4] == ["study", "cell", "kind", "method"] and header[-2:] == ["finished_at", "machine"]
+    # A label-efficiency cell's rows stay in its JSON, out of the CSV.
+    assert "rows" not in report.columns(by_study["label_efficiency"])
+    assert by_study["label_efficiency"][0]["result"]["rows"]
 
 
 def test_report_without_matplotlib_keeps_the_csv(smoke, tmp_path, monkeypatch):
@@ -478,3 +488,75 @@ def test_ablation_output_dir_that_is_a_file_is_refused_before_the_first_cell(smo
     afile.write_text("x")
     with pytest.raises(ValueError, match=r"`--output_dir` must be a folder .*output_dir="):
         harness.run_study("temperature", smoke, str(afile), run_cell=_never, log=lambda _: None)
+
+
+# -- the label-efficiency study ------------------------------------------------
+
+
+def test_label_efficiency_cells_are_one_pretraining_per_seed_with_the_protocol(smoke):
+    section = smoke["studies"]["label_efficiency"]
+    section.update({"pretrain_seeds": [0, 4], "arms": ["learned", "supervised"]})
+    cells_ = studies.cells_for("label_efficiency", smoke)
+    assert [(c.id, c.kind, c.config["seed"]) for c in cells_] == [
+        ("seed0", "label_efficiency", 0), ("seed4", "label_efficiency", 4)]
+    protocol = cells_[0].config["label_efficiency"]
+    assert protocol["arms"] == ["learned", "supervised"] and protocol["fractions"] == section["fractions"]
+    assert protocol["head_layer"] == 0  # a default the section left out
+    before = cells_[0].fingerprint()
+    section["fractions"] = [0.5, 1.0]
+    assert studies.cells_for("label_efficiency", smoke)[0].fingerprint() != before
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("pretrain_seeds", [0, -1], r"pretrain_seeds` must be a non-empty list of integers >= 0"),
+    ("pretrain_seeds", [], r"pretrain_seeds` must be a non-empty list.*=\[\]"),
+    ("label_seeds", [0], r"unknown keys.*'label_seeds'"),
+    ("arms", ["learned", "linear"], r"`arms` must be distinct names"),
+    ("fractions", [0.01, 1.5], r"`fractions`.*1\.5"),
+    ("learning_rates", [], r"`learning_rates` must be a non-empty sequence"),
+    ("head_layer", -1, r"head_layer"),
+    ("max_train_examples", 0, r"max_train_examples"),
+])
+def test_a_bad_label_efficiency_section_is_refused_before_pretraining(smoke, tmp_path, key, value, match):
+    smoke["studies"]["label_efficiency"][key] = value
+    with pytest.raises(ValueError, match=match):
+        harness.run_study("label_efficiency", smoke, str(tmp_path), run_cell=_never, log=lambda _: None)
+    assert not os.listdir(tmp_path)
+
+
+def test_label_efficiency_numbers_are_the_row_means_and_the_margin_over_the_best_baseline():
+    rows = [{"arm": arm, "fraction": f, "seed": seed, "top1": top1, "knn_top1": knn}
+            for arm, f, seed, top1, knn in [
+                ("learned", 0.01, 0, 0.70, 0.60), ("learned", 0.01, 1, 0.74, 0.62),
+                ("pixels", 0.01, 0, 0.66, None), ("pixels", 0.01, 1, 0.68, None),
+                ("supervised", 0.01, 0, 0.69, 0.5), ("supervised", 0.01, 1, 0.69, 0.5),
+                # fine-tuning is pretrained: never a baseline, even when ahead
+                ("finetune", 0.01, 0, 0.90, 0.7), ("finetune", 0.01, 1, 0.90, 0.7),
+                ("learned", 1.0, 0, 0.85, 0.80), ("pixels", 1.0, 0, 0.86, None)]]
+    out = cells.label_efficiency_numbers(rows)
+    assert out["top1_learned_0.01"] == pytest.approx(0.72)
+    assert out["top1_learned_0.01_std"] == pytest.approx(np.std([0.70, 0.74], ddof=1))
+    assert out["knn_top1_learned_0.01"] == pytest.approx(0.61)
+    assert "knn_top1_pixels_0.01" not in out
+    assert out["margin_0.01"] == pytest.approx(0.72 - 0.69)
+    assert out["margin_1"] == pytest.approx(-0.01)
+    assert out["top1"] == pytest.approx(0.72)  # the learned encoder at the smallest fraction
+
+
+def test_label_efficiency_smoke_study_pretrains_and_runs_every_arm(smoke, tmp_path):
+    smoke["studies"]["label_efficiency"].update({"epochs": 1, "seeds": [0]})
+    records = harness.run_study("label_efficiency", smoke, str(tmp_path), log=lambda _: None)
+    result = records[0]["result"]
+    rows = result["rows"]
+    assert sorted({(r["arm"], r["fraction"]) for r in rows}) == sorted(
+        (arm, f) for arm in evaluation.label_efficiency.ARMS for f in (0.2, 1.0))
+    # max_train_examples caps the pool (200), then fractions are of that pool.
+    assert {r["fraction"]: r["n_labels"] for r in rows} == {0.2: 40, 1.0: 200}
+    learned = [r["top1"] for r in rows if r["arm"] == "learned" and r["fraction"] == 0.2]
+    assert result["top1_learned_0.2"] == pytest.approx(np.mean(learned), abs=1e-5)
+    assert result["train_steps"] == 2
+    with open(tmp_path / "label_efficiency" / "label_efficiency.csv") as f:
+        table = list(csv.DictReader(f))
+    assert "rows" not in table[0] and float(table[0]["top1_pixels_1"]) > 0.5
+    with open(tmp_path / "label_efficiency" / "cells" / "seed0.json") as f:
+        assert len(json.load(f)["result"]["rows"]) == len(rows)

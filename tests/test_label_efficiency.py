@@ -173,6 +173,19 @@ def test_protocol_rejects_bad_arguments_naming_them(kwargs, message):
     assert message in str(err.value)
 
 
+def test_check_protocol_normalises_the_choices_and_refuses_a_bad_one_without_data():
+    checked = evaluation.label_efficiency.check_protocol(
+        fractions=(1.0, 0.01), seeds=(2, 0), arms=("supervised", "learned"),
+        epochs={"0.01": 100, 1: 5}, learning_rates=(3e-3, 1e-4))
+    assert checked["fractions"] == [0.01, 1.0]
+    assert checked["arms"] == ["learned", "supervised"]  # table order
+    assert checked["epochs"] == {0.01: 100, 1.0: 5}
+    assert checked["seeds"] == [2, 0] and checked["learning_rates"] == [3e-3, 1e-4]
+    with pytest.raises(ValueError, match=r"fractions=\(0\.1, 0\.1\)"):
+        evaluation.label_efficiency.check_protocol(fractions=(0.1, 0.1), seeds=(0,), arms=("learned",),
+                                                   epochs=1, learning_rates=(1e-3,))
+
+
 # --------------------------------------------------------------------------
 # The table
 

@@ -22,7 +22,7 @@ import simclr_tf
 from experiments.ablations import operators
 from simclr_tf import callbacks as callbacks_lib
 from simclr_tf import data, evaluation
-from simclr_tf_cli import builders, files, probes
+from simclr_tf_cli import builders, files, probes, report
 
 
 class OneBranchSimCLR(simclr_tf.SimCLR):
@@ -157,7 +157,12 @@ def _fit(model, config, train, steps):
     return out
 
 
-def _simclr(cell):
+def _pretrain(cell):
+    """Pretrains the cell's SimCLR model: `(model, grid model or None, result)`.
+
+    `result` holds the training numbers; it has `stopped_at` when the loss
+    went non-finite (no representation worth evaluating).
+    """
     config = cell.config
     augmenter = build_augmenter(cell)
     train, steps = train_dataset(config, with_labels=False)
@@ -170,15 +175,65 @@ def _simclr(cell):
                                  model_class=model_class, online_probe=False)
     model.compile(optimizer=builders.build_optimizer(config, steps),
                   jit_compile=builders.resolve_jit(config))
-    result = _fit(model, config, train, steps)
+    return model, grid, _fit(model, config, train, steps)
+
+
+def _simclr(cell):
+    model, grid, result = _pretrain(cell)
     if "stopped_at" in result:  # diverged: no representation to probe
         result["top1"] = None
         return result
-    preprocess = lambda x: augmenter(x, training=False)  # noqa: E731
+    preprocess = lambda x: model.augmenter(x, training=False)  # noqa: E731
     head_layer = model.projection_head if cell.params.get("probe_z") else None
-    result.update(_probe(config, model.encoder, preprocess, head_layer, grid=grid))
+    result.update(_probe(cell.config, model.encoder, preprocess, head_layer, grid=grid))
     result["top1"] = result["top1_h"]
     return result
+
+
+def _label_efficiency(cell):
+    """Pretrains, then runs the label-efficiency protocol on the encoder.
+
+    The protocol (`config["label_efficiency"]`) reads every image of the
+    train and test splits (`max_train_examples` caps the train pool).
+    `result["rows"]` holds every (arm, fraction, label seed) row; the flat
+    numbers are `top1_<arm>_<fraction>` (mean over label seeds),
+    `top1_<arm>_<fraction>_std`, `knn_top1_<arm>_<fraction>` and
+    `margin_<fraction>` (the learned encoder's lead over the best of
+    random, pixels and supervised: `simclr_tf_cli.report.margins`). `top1` is the learned encoder's mean at
+    the smallest fraction.
+    """
+    config = cell.config
+    model, _, result = _pretrain(cell)
+    if "stopped_at" in result:
+        result["top1"] = None
+        return result
+    train = _load(config, "train", 500, shuffle=False, drop_remainder=False)
+    test = _load(config, "test", 500, shuffle=False, drop_remainder=False)
+    protocol = dict(config["label_efficiency"])
+    if isinstance(protocol["epochs"], dict):
+        protocol["epochs"] = {float(k): v for k, v in protocol["epochs"].items()}
+    rows = evaluation.evaluate_label_efficiency(model, train, test, num_classes=config.get("num_classes"),
+                                                **protocol)
+    result.update(label_efficiency_numbers(rows))
+    result["rows"] = rows
+    return result
+
+
+def label_efficiency_numbers(rows):
+    """The flat numbers of `_label_efficiency` from the protocol's rows."""
+    top1 = evaluation.summarize_label_efficiency(rows)
+    knn = evaluation.summarize_label_efficiency(rows, "knn_top1")
+    out = {}
+    for (arm, fraction), (mean, std, _) in sorted(top1.items()):
+        out[f"top1_{arm}_{fraction:g}"] = mean
+        out[f"top1_{arm}_{fraction:g}_std"] = std
+        if (arm, fraction) in knn:
+            out[f"knn_top1_{arm}_{fraction:g}"] = knn[(arm, fraction)][0]
+    for fraction, (margin, _) in report.margins(rows).items():
+        out[f"margin_{fraction:g}"] = margin
+    fractions = sorted({fraction for _, fraction in top1})
+    out["top1"] = top1[("learned", fractions[0])][0] if ("learned", fractions[0]) in top1 else None
+    return out
 
 
 def supervised_model(image_spec, augmenter, encoder, num_classes):
@@ -256,7 +311,8 @@ def _frozen(cell):
     return result
 
 
-_RUNNERS = {"simclr": _simclr, "supervised": _supervised, "pixels": _frozen, "random": _frozen}
+_RUNNERS = {"simclr": _simclr, "supervised": _supervised, "pixels": _frozen, "random": _frozen,
+            "label_efficiency": _label_efficiency}
 
 
 def run_cell(cell):

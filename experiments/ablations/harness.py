@@ -55,6 +55,14 @@ def check_cell_config(config):
     grid = config.get("probe", {}).get("grid")
     if grid is not None and (isinstance(grid, bool) or not isinstance(grid, int) or grid < 1):
         raise ValueError(f"Config `probe.grid` must be None or an integer >= 1. Received: probe.grid={grid!r}")
+    protocol = config.get("label_efficiency")
+    if protocol is not None:  # a label_efficiency cell: its protocol, before it pretrains
+        from simclr_tf import evaluation, validation
+
+        evaluation.label_efficiency.check_protocol(**{k: protocol[k] for k in (
+            "fractions", "seeds", "arms", "epochs", "learning_rates")})
+        validation.check_int("head_layer", protocol["head_layer"], minimum=0)
+        validation.check_int("max_train_examples", protocol["max_train_examples"], minimum=1, allow_none=True)
     arch = config["encoder"].get("arch", "resnet")
     if arch not in ("resnet", "convnet"):
         raise ValueError(f"Config `encoder.arch` must be 'resnet' or 'convnet'. Received: encoder.arch={arch!r}")

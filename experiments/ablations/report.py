@@ -37,7 +37,8 @@ def columns(records):
     params, results = [], []
     for record in records:
         params += [k for k in record["params"] if k not in params]
-        results += [k for k in record["result"] if k not in results]
+        # Lists (a label-efficiency cell's `rows`) stay in the cell's JSON.
+        results += [k for k, v in record["result"].items() if k not in results and not isinstance(v, (list, dict))]
     ordered = [k for k in _RESULT_ORDER if k in results]
     rest = sorted(k for k in results if k not in ordered)
     return list(_FIRST) + params + ordered + rest + ["finished_at", "machine"]
@@ -179,6 +180,26 @@ def _headline(ax, table):
         ax.set_ylim(max(0.0, 10 * math.floor(min(values) / 10) - 10), 100)
 
 
+def _label_efficiency(ax, table):
+    """The protocol's bars, every cell's rows together: mean ± std over
+    pretraining and label-subset seeds."""
+    from simclr_tf_cli import report as cli_report
+
+    cli_report.draw_bars(ax, label_efficiency_rows(table),
+                         title="Test top-1 by label fraction\n(mean ± std over pretraining and label seeds)")
+
+
+def label_efficiency_rows(records):
+    """Every (arm, fraction, label seed) row of a label-efficiency study's cells
+    (records, or their flat `rows`), each with its cell's `pretrain_seed`."""
+    out = []
+    for record in records:
+        result = record.get("result", record)
+        seed = record.get("params", record).get("pretrain_seed")
+        out += [{**r, "pretrain_seed": seed} for r in result.get("rows") or ()]
+    return out
+
+
 def plot(study, table, path):
     """Draws the study's figure from its CSV rows into `path` (PNG)."""
     plt = _pyplot()
@@ -200,6 +221,8 @@ def plot(study, table, path):
                    log_x=True)
         elif study == "headline":
             _headline(ax, table)
+        elif study == "label_efficiency":
+            _label_efficiency(ax, table)
         else:
             raise ValueError(f"No figure for study {study!r}.")
         fig.tight_layout()

@@ -11,7 +11,7 @@ with the same flags skips finished cells. Results land in
     python -m experiments.ablations.run --study=temperature --config=gpu_cifar10 \\
         --set "studies.temperature.temperatures=[0.1, 0.5]"
 
-Studies: composition, color, head, batch_epochs, temperature, headline.
+Studies: composition, color, head, batch_epochs, temperature, headline, label_efficiency.
 Configs: experiments/ablations/configs/{smoke, cpu_fashion_mnist, gpu_cifar10,
 gpu_stl10}.py, or a path to a .py file with `get_config()`.
 """
@@ -21,7 +21,7 @@ import os
 from absl import app, flags
 
 from experiments import common
-from experiments.ablations import studies
+from experiments.ablations import report, studies
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("study", None, studies.STUDIES, "The study to run.")
@@ -66,6 +66,15 @@ def main(argv):
             extra += f"  (grid: {100 * result['top1_grid']:.2f})"
         shown = "diverged" if top1 is None else f"{100 * top1:.2f}"
         print(f"  {record['cell']:<20} top-1 {shown}{extra}  {result['wall_seconds']:.0f}s")
+    if FLAGS.study == "label_efficiency":
+        from simclr_tf import evaluation
+        from simclr_tf_cli import report as cli_report
+
+        rows = report.label_efficiency_rows(records)
+        if rows:
+            print("\nTest top-1 and kNN top-1 (%), mean ± std over pretraining and label-subset seeds:")
+            print(evaluation.format_label_efficiency(rows))
+            print(cli_report.format_margins(cli_report.margins(rows)))
     print(f"Wrote {os.path.join(out, FLAGS.study)}")
 
 

@@ -21,6 +21,11 @@ Studies (the paper's figure or table in brackets):
 - `temperature` (table 5): NT-Xent temperature.
 - `headline`: the best configuration next to raw pixels, a randomly
   initialised encoder and supervised training of the same encoder.
+- `label_efficiency` (table 7): one cell per pretraining seed
+  (`pretrain_seeds`); each pretrains the study's config and runs
+  `simclr_tf.evaluation.evaluate_label_efficiency` on the encoder with the
+  section's `fractions`, label-subset `seeds`, `arms`, `epochs`,
+  `learning_rates`, `head_layer` and `max_train_examples`.
 """
 
 import copy
@@ -30,7 +35,7 @@ import json
 
 from experiments.ablations import operators
 
-STUDIES = ("composition", "color", "head", "batch_epochs", "temperature", "headline")
+STUDIES = ("composition", "color", "head", "batch_epochs", "temperature", "headline", "label_efficiency")
 KINDS = ("simclr", "supervised", "pixels", "random")
 
 
@@ -41,7 +46,8 @@ class Cell:
     Attributes:
         study: the study's name.
         id: unique within the study; also the name of its result file.
-        kind: `simclr`, `supervised`, `pixels` or `random`.
+        kind: `simclr`, `supervised`, `pixels`, `random` or
+            `label_efficiency` (a pretraining and the whole protocol).
         params: what the study varies, as written to the CSV.
         config: the resolved training config of this cell.
     """
@@ -182,6 +188,41 @@ def _headline(section, base):
     return cells
 
 
+# The protocol's settings a `label_efficiency` section may give, and their
+# defaults (the paper's table 7 fractions, three label-subset seeds).
+LABEL_EFFICIENCY_DEFAULTS = {
+    "fractions": [0.01, 0.1, 1.0],
+    "seeds": [0, 1, 2],
+    "arms": ["learned", "random", "pixels", "finetune", "supervised"],
+    "epochs": 30,
+    "learning_rates": [3e-3],
+    "head_layer": 0,
+    "max_train_examples": None,
+}
+
+
+def _label_efficiency(section, base):
+    """One cell per pretraining seed; the protocol rides in the cell's config
+    (`config["label_efficiency"]`), so changing it changes the fingerprint."""
+    unknown = sorted(set(section) - set(LABEL_EFFICIENCY_DEFAULTS) - {"config", "pretrain_seeds"})
+    if unknown:
+        raise ValueError(
+            f"`studies.label_efficiency` has unknown keys; known: "
+            f"{sorted(LABEL_EFFICIENCY_DEFAULTS) + ['config', 'pretrain_seeds']}. Received: {unknown}"
+        )
+    seeds = section.get("pretrain_seeds", [base["seed"]])
+    if (isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__") or not list(seeds)
+            or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)):
+        raise ValueError(
+            "`studies.label_efficiency.pretrain_seeds` must be a non-empty list of integers >= 0. "
+            f"Received: pretrain_seeds={seeds!r}"
+        )
+    protocol = {key: section.get(key, default) for key, default in LABEL_EFFICIENCY_DEFAULTS.items()}
+    return [Cell("label_efficiency", f"seed{seed}", "label_efficiency", {"pretrain_seed": seed},
+                 merge(base, {"seed": seed, "label_efficiency": protocol}))
+            for seed in seeds]
+
+
 _BUILDERS = {
     "composition": _composition,
     "color": _color,
@@ -189,6 +230,7 @@ _BUILDERS = {
     "batch_epochs": _batch_epochs,
     "temperature": _temperature,
     "headline": _headline,
+    "label_efficiency": _label_efficiency,
 }
 
 

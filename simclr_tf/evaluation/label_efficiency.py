@@ -123,19 +123,10 @@ def predict_label_efficiency(
     """
     images, labels = _as_arrays("train_data", train_data)
     test_images = _image_array("test_images", test_images)
-    arms = _check_arms(arms)
-    seeds = _check_seeds(seeds)
-    fraction_list = list(nested_label_subsets(labels, fractions, seed=seeds[0]))
-    epochs_of = _check_epochs(epochs, fraction_list)
-    if isinstance(learning_rates, (str, bytes)) or not hasattr(learning_rates, "__iter__") or not list(
-        learning_rates
-    ):
-        raise ValueError(
-            f"`learning_rates` must be a non-empty sequence of numbers > 0. Received: learning_rates={learning_rates!r}"
-        )
-    learning_rates = [
-        validation.check_number("learning_rates", lr, minimum=0, strict=True) for lr in learning_rates
-    ]
+    checked = check_protocol(fractions=fractions, seeds=seeds, arms=arms, epochs=epochs,
+                             learning_rates=learning_rates)
+    arms, seeds, learning_rates = checked["arms"], checked["seeds"], checked["learning_rates"]
+    fraction_list, epochs_of = checked["fractions"], checked["epochs"]
     batch_size = validation.check_int("batch_size", batch_size, minimum=1)
     knn_k = validation.check_int("knn_k", knn_k, minimum=1, allow_none=True)
     knn_temperature = validation.check_number("knn_temperature", knn_temperature, minimum=0, strict=True)
@@ -305,6 +296,50 @@ def format_label_efficiency(rows):
 
 def _percent_label(fraction):
     return f"{100 * fraction:g}%"
+
+
+def check_protocol(*, fractions, seeds, arms, epochs, learning_rates):
+    """Checks the protocol's choices before any data is read or model trained.
+
+    `predict_label_efficiency` calls it first; a caller that trains before
+    evaluating (the ablation harness pretrains) calls it up front, so a bad
+    value is refused before the pretraining is spent.
+
+    Returns:
+        A dict of the normalised values: `fractions` (sorted floats),
+        `seeds`, `arms` (in `ARMS` order), `epochs` (a dict from fraction to
+        epochs) and `learning_rates` (floats).
+
+    Raises:
+        ValueError: naming the argument and the value received.
+
+    >>> check_protocol(fractions=(0.1, 0.01), seeds=(0,), arms=("pixels", "learned"), epochs=5,
+    ...                learning_rates=(1e-3,))["arms"]
+    ['learned', 'pixels']
+    """
+    if isinstance(fractions, (str, bytes)) or not hasattr(fractions, "__iter__"):
+        raise ValueError(f"`fractions` must be a sequence of numbers in (0, 1]. Received: fractions={fractions!r}")
+    fraction_list = [validation.check_fraction("fractions", f) for f in fractions]
+    if not fraction_list or len(set(fraction_list)) != len(fraction_list):
+        raise ValueError(
+            f"`fractions` must hold at least one fraction and no repeats. Received: fractions={fractions!r}"
+        )
+    fraction_list = sorted(fraction_list)
+    if isinstance(learning_rates, (str, bytes)) or not hasattr(learning_rates, "__iter__") or not list(
+        learning_rates
+    ):
+        raise ValueError(
+            f"`learning_rates` must be a non-empty sequence of numbers > 0. Received: learning_rates={learning_rates!r}"
+        )
+    return {
+        "fractions": fraction_list,
+        "seeds": _check_seeds(seeds),
+        "arms": _check_arms(arms),
+        "epochs": _check_epochs(epochs, fraction_list),
+        "learning_rates": [
+            validation.check_number("learning_rates", lr, minimum=0, strict=True) for lr in learning_rates
+        ],
+    }
 
 
 def _check_arms(arms):

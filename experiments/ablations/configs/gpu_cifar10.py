@@ -9,7 +9,7 @@ below the paper's 1000 epochs: the composition study has 49 cells.
 Launch:
     python -m experiments.ablations.run --config=gpu_cifar10 --study=composition \\
         --output_dir=runs/ablations_cifar10
-    (likewise --study=color, head, batch_epochs, temperature, headline)
+    (likewise --study=color, head, batch_epochs, temperature, headline, label_efficiency)
 """
 
 
@@ -55,5 +55,9 @@ def get_config():
             "batch_epochs": {"batch_sizes": [256, 512, 1024], "epochs": [100, 200, 400], "config": {}},
             "temperature": {"temperatures": [0.05, 0.1, 0.5, 1.0], "config": {}},
             "headline": {"baselines": ["pixels", "random", "supervised"], "config": {"epochs": 800}},
+            # Table 7's protocol on the headline's budget.
+            "label_efficiency": {"pretrain_seeds": [0], "fractions": [0.01, 0.1, 1.0], "seeds": [0, 1, 2],
+                                 "epochs": {0.01: 60, 0.1: 30, 1.0: 15}, "learning_rates": [1e-4, 1e-3],
+                                 "config": {"epochs": 800}},
         },
     }

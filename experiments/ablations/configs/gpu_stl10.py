@@ -8,7 +8,7 @@ the 5k labelled train / 8k test images. For users with the data prepared
 Launch:
     python -m experiments.ablations.run --config=gpu_stl10 --study=composition \\
         --output_dir=runs/ablations_stl10
-    (likewise --study=color, head, batch_epochs, temperature, headline)
+    (likewise --study=color, head, batch_epochs, temperature, headline, label_efficiency)
 """
 
 from experiments.ablations.configs import gpu_cifar10
@@ -29,4 +29,5 @@ def get_config():
     studies["composition"]["config"] = {"epochs": 20, "optimizer": {"warmup_epochs": 2}}
     studies["batch_epochs"].update({"batch_sizes": [256, 512, 1024], "epochs": [50, 100, 200]})
     studies["headline"]["config"] = {"epochs": 400}
+    studies["label_efficiency"]["config"] = {"epochs": 400}
     return config

@@ -30,4 +30,7 @@ def get_config():
     for section in config["studies"].values():
         section["config"] = {}
     config["studies"]["batch_epochs"].update({"batch_sizes": [16, 32], "epochs": [1, 2]})
+    config["studies"]["label_efficiency"].update({
+        "pretrain_seeds": [0], "fractions": [0.2, 1.0], "seeds": [0, 1], "epochs": 2,
+        "learning_rates": [3e-3], "max_train_examples": 200})
     return config
