@@ -42,7 +42,7 @@ from simclr_tf.evaluation.finetuning import _head_up_to, _train_classifier
 from simclr_tf.evaluation.inputs import _as_arrays, _check_num_classes, _image_array, _unwrap
 from simclr_tf.evaluation.knn import knn_classify
 from simclr_tf.evaluation.logistic import _stratified_holdout, fit_logistic_probe, logistic_logits
-from simclr_tf.evaluation.subsets import label_fraction_subset, nested_label_subsets
+from simclr_tf.evaluation.subsets import check_fractions, label_fraction_subset, nested_label_subsets
 
 # Every arm, in the order tables list them.
 ARMS = ("learned", "random", "pixels", "finetune", "supervised")
@@ -317,14 +317,7 @@ def check_protocol(*, fractions, seeds, arms, epochs, learning_rates):
     ...                learning_rates=(1e-3,))["arms"]
     ['learned', 'pixels']
     """
-    if isinstance(fractions, (str, bytes)) or not hasattr(fractions, "__iter__"):
-        raise ValueError(f"`fractions` must be a sequence of numbers in (0, 1]. Received: fractions={fractions!r}")
-    fraction_list = [validation.check_fraction("fractions", f) for f in fractions]
-    if not fraction_list or len(set(fraction_list)) != len(fraction_list):
-        raise ValueError(
-            f"`fractions` must hold at least one fraction and no repeats. Received: fractions={fractions!r}"
-        )
-    fraction_list = sorted(fraction_list)
+    fraction_list = check_fractions(fractions)
     if isinstance(learning_rates, (str, bytes)) or not hasattr(learning_rates, "__iter__") or not list(
         learning_rates
     ):

@@ -80,6 +80,18 @@ def nested_label_subsets(labels, fractions=(0.01, 0.1, 1.0), seed=0):
     >>> [len(v) for v in subsets.values()], set(subsets[0.1]) <= set(subsets[0.5])
     ([10, 50], True)
     """
+    return {f: label_fraction_subset(labels, f, seed=seed) for f in check_fractions(fractions)}
+
+
+def check_fractions(fractions):
+    """`fractions` as sorted floats in (0, 1], distinct and at least one.
+
+    Raises:
+        ValueError: naming `fractions` and the value received.
+
+    >>> check_fractions((1, 0.1))
+    [0.1, 1.0]
+    """
     if isinstance(fractions, (str, bytes)) or not hasattr(fractions, "__iter__"):
         raise ValueError(f"`fractions` must be a sequence of numbers in (0, 1]. Received: fractions={fractions!r}")
     values = [validation.check_fraction("fractions", f) for f in fractions]
@@ -87,4 +99,4 @@ def nested_label_subsets(labels, fractions=(0.01, 0.1, 1.0), seed=0):
         raise ValueError(
             f"`fractions` must hold at least one fraction and no repeats. Received: fractions={fractions!r}"
         )
-    return {f: label_fraction_subset(labels, f, seed=seed) for f in sorted(values)}
+    return sorted(values)
