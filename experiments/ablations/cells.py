@@ -209,11 +209,9 @@ def _label_efficiency(cell):
         return result
     train = _load(config, "train", 500, shuffle=False, drop_remainder=False)
     test = _load(config, "test", 500, shuffle=False, drop_remainder=False)
-    protocol = dict(config["label_efficiency"])
-    if isinstance(protocol["epochs"], dict):
-        protocol["epochs"] = {float(k): v for k, v in protocol["epochs"].items()}
+    # Epoch keys may be strings (a config read back from JSON): the protocol reads them as floats.
     rows = evaluation.evaluate_label_efficiency(model, train, test, num_classes=config.get("num_classes"),
-                                                **protocol)
+                                                **config["label_efficiency"])
     result.update(label_efficiency_numbers(rows))
     result["rows"] = rows
     return result
